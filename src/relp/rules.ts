@@ -1,0 +1,53 @@
+/**
+ * LRP rules as backward-pass modifications. Every rule leaves forward values bit-for-bit
+ * unchanged (they are `tf.customGrad` ops whose forward is the ordinary op), and only changes the
+ * gradient. The rules are read per forward call, so switching them on always takes effect
+ * (the reference RelP code fixed the GELU rule at build time; we do not).
+ */
+
+/** Which LRP rules the backward pass uses. Unset fields mean "ordinary gradient". */
+export interface RuleSet {
+  /** LN-rule: the LayerNorm scale 1/σ is constant in backward (every LN, final LN too). */
+  ln?: boolean;
+  /** Identity-rule: GELU's gradient becomes act(x)/x̃. */
+  identity?: boolean;
+  /** Half-rule: each factor of a multiplicative gate gets half its gradient. */
+  half?: boolean;
+  /** AH-rule: attention probabilities are constant in backward (relevance flows through V only). */
+  ah?: boolean;
+  /** AttnLRP uniform rule on the Q·Kᵀ product: each factor gets half its gradient. */
+  uniformQK?: boolean;
+  /** AttnLRP uniform rule on the A·V product: each factor gets half its gradient. */
+  uniformAV?: boolean;
+  /** AttnLRP Taylor rule on softmax: R_in = x ⊙ (R_out − s·ΣR_out), as a gradient R_in / x̃. */
+  softmaxTaylor?: boolean;
+}
+
+/** Named presets selectable with `--rules`. */
+export const RULE_PRESETS = {
+  /** RelP paper code default: LN + Identity + Half. */
+  relp: { ln: true, identity: true, half: true },
+  /** RelP with the AH-rule (attention held constant). */
+  'relp-ah': { ln: true, identity: true, half: true, ah: true },
+  /** LXT / AttnLRP-style set: LN, Identity, Half, uniform rule on Q·K and A·V, softmax Taylor rule. */
+  attnlrp: { ln: true, identity: true, half: true, uniformQK: true, uniformAV: true, softmaxTaylor: true },
+} as const satisfies Record<string, RuleSet>;
+
+/** Names of the presets. */
+export type RulePresetName = keyof typeof RULE_PRESETS;
+
+/** The empty rule set: plain gradients (AtP). */
+export const NO_RULES: RuleSet = Object.freeze({});
+
+/** Resolve a preset name or a rule set into a rule set, with a clear error for unknown names. */
+export function resolveRules(rules: RulePresetName | string | RuleSet | undefined): RuleSet {
+  if (rules === undefined) return RULE_PRESETS.relp;
+  if (typeof rules !== 'string') return rules;
+  if (rules in RULE_PRESETS) return RULE_PRESETS[rules as RulePresetName];
+  throw new Error(`unknown rule preset "${rules}" (use one of: ${Object.keys(RULE_PRESETS).join(', ')})`);
+}
+
+/** True when the set changes no gradient. */
+export function isPlainGradient(r: RuleSet): boolean {
+  return !(r.ln || r.identity || r.half || r.ah || r.uniformQK || r.uniformAV || r.softmaxTaylor);
+}
