@@ -47,6 +47,11 @@ export interface ForwardInternals {
   startAtLayer?: number;
   /** Stop before this block and return its hook_resid_pre instead of logits. */
   stopAtLayer?: number;
+  /**
+   * Unembed only the last position: logits [b, 1, vocab]. Metrics read the last position, and
+   * the unembedding is the largest matmul of a GPT-2 forward, so sweeps skip the rest.
+   */
+  lastPositionOnly?: boolean;
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -86,7 +91,7 @@ function layerNorm(x: tf.Tensor, w: tf.Tensor1D, b: tf.Tensor1D, eps: number, pr
 }
 
 /** Additive causal mask [pos, pos]: 0 on and below the diagonal, −1e9 above (finite, so LRP rules never see ∞). */
-function causalMask(pos: number): tf.Tensor2D {
+export function causalMask(pos: number): tf.Tensor2D {
   const data = new Float32Array(pos * pos);
   for (let i = 0; i < pos; i++) for (let j = i + 1; j < pos; j++) data[i * pos + j] = -1e9;
   return tf.tensor2d(data, [pos, pos]);
@@ -166,6 +171,10 @@ export function runBlocks(w: GPT2Tensors, cfg: GPT2Config, resid: tf.Tensor, opt
     x = hook(`blocks.${l}.hook_resid_post`, tf.add(mid, mlpOut)); // [b, p, d]
   }
   if (stop < cfg.nLayers) return x;
+  if (opts.lastPositionOnly) {
+    const [b, p, d] = x.shape as [number, number, number];
+    x = tf.slice(x, [0, p - 1, 0], [b, 1, d]); // [b, 1, d]
+  }
   const xf = layerNorm(x, w.lnfW, w.lnfB, cfg.eps, 'ln_final', hook, rules); // [b, p, d]
   const wteT = w.wteT ?? (tf.transpose(w.wte) as tf.Tensor2D);
   return linear(xf, wteT); // [b, p, vocab]

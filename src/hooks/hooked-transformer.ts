@@ -34,6 +34,8 @@ export interface ForwardOptions {
   resid?: tf.Tensor;
   /** Embed with a one-hot matmul so `wte` gets gradients (training on wasm). */
   oneHotEmbed?: boolean;
+  /** Return logits for the last position only, [batch, 1, vocab] (faster; ln_final hooks see [batch, 1, d_model]). */
+  lastPositionOnly?: boolean;
 }
 
 /** Options of {@link HookedTransformer.runWithCache}. */
@@ -42,6 +44,8 @@ export interface CacheOptions extends Omit<ForwardOptions, 'hooks'> {
   names?: string[] | ((name: string) => boolean);
   /** Extra hooks to run as well (e.g. patches); cached values are taken after them. */
   hooks?: Hook[];
+  /** Hooks run after the caching (and gradient-probe) hooks at the same point. */
+  postHooks?: Hook[];
 }
 
 /** Result of {@link HookedTransformer.runWithCacheAndGrads}. */
@@ -184,7 +188,7 @@ export class HookedTransformer {
       const t = this.tokenTensor(tokens);
       resid = embed(this.w, t, hooks ? hooks.run : (_n, x) => x, !!opts.oneHotEmbed);
     }
-    return runBlocks(this.w, this.cfg, resid, { hooks, rules: opts.rules, startAtLayer: start }) as tf.Tensor3D;
+    return runBlocks(this.w, this.cfg, resid, { hooks, rules: opts.rules, startAtLayer: start, lastPositionOnly: opts.lastPositionOnly }) as tf.Tensor3D;
   }
 
   /**
@@ -221,7 +225,11 @@ export class HookedTransformer {
     guardMemory(this.cfg, { batch: b, pos: p, cachedResiduals: names.length * 2 }, 'runWithCache');
     return tf.tidy(() => {
       const cache: ActivationCache = {};
-      const hooks: Hook[] = [...(opts.hooks ?? []), ...names.map((name) => ({ name, fn: (x: tf.Tensor) => void (cache[name] = x) }))];
+      const hooks: Hook[] = [
+        ...(opts.hooks ?? []),
+        ...names.map((name) => ({ name, fn: (x: tf.Tensor) => void (cache[name] = x) })),
+        ...(opts.postHooks ?? []),
+      ];
       const logits = this.forwardRaw(tokens, { ...opts, hooks });
       return { logits, cache };
     });
@@ -251,12 +259,15 @@ export class HookedTransformer {
                 return tf.add(x, ds[i]); // zero probe: its gradient is d metric / d activation
               },
             })),
+            ...(opts.postHooks ?? []),
           ];
           const lg = this.forwardRaw(tokens, { ...opts, hooks });
           logits = tf.keep(lg);
           const v = metric(lg);
           if (v.rank !== 0) throw new Error(`metric must return a scalar, got shape [${v.shape.join(', ')}]`);
-          return v;
+          // Tie every probe to the output so hooks cut off from the metric get zero gradients
+          // (tfjs throws for an input with no path to the output).
+          return ds.length ? (tf.add(v, tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0)) as tf.Scalar) : v;
         };
         const { value, grads } = tf.valueAndGrads(f)(deltas);
         const g: ActivationCache = {};

@@ -1,0 +1,143 @@
+/**
+ * Exact activation patching, faster than one forward per patch:
+ * - many patches share one forward (stacked along the batch axis);
+ * - each forward starts at the patched layer from the cached residual stream;
+ * - only the last position is unembedded.
+ * Results equal naive one-patch-at-a-time recomputation (tested to 1e-5).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import type { Hook } from '../hooks/hook-point.ts';
+import { disposeCache } from '../hooks/activation-cache.ts';
+import { maxBatchUnderLimit } from '../backend/memory-guard.ts';
+import { componentSpec, gridCells, parseComponents, type ComponentName } from './components.ts';
+import type { PatchingData } from './data.ts';
+import { aggregate, resolveMetric, type Metric } from './metrics.ts';
+import { disposeContext, lastLogits, measureBaselines, metricContext } from './baselines.ts';
+import { nest, type MethodScores } from './score-grid.ts';
+import { loadCheckpoint, saveCheckpoint, silentProgress, type Progress } from './progress.ts';
+
+/** Patching direction: clean into corrupt (default) or corrupt into clean. */
+export type Direction = 'denoising' | 'noising';
+
+/** Options of {@link activationPatch}. */
+export interface ActivationPatchOptions {
+  /** Components to sweep (names or a comma list; "every" = resid_pre, attn_out, mlp_out). */
+  components: ComponentName[] | string;
+  /** Metric (default: normalised logit difference). */
+  metric?: Metric | string;
+  /** `denoising` patches clean activations into the corrupt run (default). */
+  direction?: Direction;
+  /** Sequences per forward (patches × prompts); default: as many as fit, at most 512. */
+  batch?: number;
+  /** Progress reporter (the CLI passes a bar on stderr). */
+  progress?: Progress;
+  /** Save progress here after every layer, and resume from it. */
+  checkpointPath?: string;
+  /** Extra hooks on every forward (e.g. ablations); they see stacked batches of patches. */
+  hooks?: Hook[];
+}
+
+/** Result of a sweep. */
+export interface PatchResult {
+  scores: MethodScores;
+  /** Metric on the clean and corrupt runs (before normalisation). */
+  baselines: { clean: number; corrupt: number };
+  seconds: number;
+}
+
+/** A key that changes whenever the sweep's inputs change, so stale checkpoints are ignored. */
+function sweepKey(model: HookedTransformer, data: PatchingData, metric: Metric, direction: Direction): string {
+  const w = model.params.get('wte.weight')!.dataSync();
+  let h = 0;
+  for (let i = 0; i < w.length; i += 97) h = (h * 31 + Math.round(w[i] * 1e6)) | 0;
+  return JSON.stringify({ cfg: model.cfg, h, clean: data.clean, corrupt: data.corrupt, a: data.answerIds, w: data.wrongIds, metric: metric.name, direction });
+}
+
+/**
+ * Activation patching of every cell of every component: the batch-mean metric after patching
+ * the source run's activation into the base run at that cell (all prompts at once).
+ * Grids are [L, T], [L, H] or [L, H, T]; with the normalised metric the base (corrupt) run is 0.
+ */
+export async function activationPatch(model: HookedTransformer, data: PatchingData, opts: ActivationPatchOptions): Promise<PatchResult> {
+  const t0 = performance.now();
+  const cfg = model.cfg;
+  const metric = resolveMetric(opts.metric);
+  const direction = opts.direction ?? 'denoising';
+  if (direction !== 'denoising' && direction !== 'noising') throw new Error(`direction must be "denoising" or "noising", got "${String(direction)}"`);
+  const components = parseComponents(opts.components);
+  const B = data.clean.length;
+  const { pos } = data;
+  const fit = maxBatchUnderLimit(cfg, { pos });
+  const seqs = Math.max(B, Math.min(opts.batch ?? 512, fit > 0 ? fit : B));
+  const per = Math.max(1, Math.floor(seqs / B)); // patches per forward
+  const progress = opts.progress ?? silentProgress;
+
+  const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
+  const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
+  const specs = components.map(componentSpec);
+  const srcNames = [...new Set(specs.flatMap((s) => Array.from({ length: cfg.nLayers }, (_, l) => s.hook(l))))];
+  const baseNames = Array.from({ length: cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+
+  const base = measureBaselines(model, data, metric, opts.hooks);
+  const key = sweepKey(model, data, metric, direction);
+  const ckpt = loadCheckpoint(opts.checkpointPath, key);
+  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks });
+  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks });
+  src.logits.dispose();
+  baseRun.logits.dispose();
+  const scores: MethodScores = {};
+  try {
+    const total = specs.reduce((n, s) => n + cfg.nLayers * gridCells(s.cellShape(cfg, pos)).length, 0);
+    progress.start(total, 'activation patching');
+    for (const spec of specs) {
+      const cellShape = spec.cellShape(cfg, pos);
+      const cells = gridCells(cellShape);
+      const flat: number[] = [];
+      for (let l = 0; l < cfg.nLayers; l++) {
+        const unit = `${spec.name}:${l}`;
+        const saved = ckpt.done[unit];
+        if (saved && saved.length === cells.length) {
+          flat.push(...saved);
+          progress.increment(cells.length);
+          continue;
+        }
+        const layerVals: number[] = [];
+        const srcAct = src.cache[spec.hook(l)];
+        const resid = baseRun.cache[baseNames[l]];
+        for (let c0 = 0; c0 < cells.length; c0 += per) {
+          const chunk = cells.slice(c0, c0 + per);
+          const k = chunk.length;
+          const ctx = metricContext(data, base.cleanLogProbs, k);
+          const vals = tf.tidy(() => {
+            const reps = (t: tf.Tensor) => [k, ...Array<number>(t.rank - 1).fill(1)];
+            // [k·B, ...act] boolean mask: cell i of the chunk for the i-th group of B prompts.
+            const mask = tf.concat(chunk.map((cell) => tf.tile(spec.cellMask(cfg, pos, cell), [B, ...Array<number>(srcAct.rank - 1).fill(1)])));
+            const srcTiled = tf.tile(srcAct, reps(srcAct));
+            const logits = model.forward(undefined, {
+              startAtLayer: l,
+              resid: tf.tile(resid, reps(resid)),
+              lastPositionOnly: true,
+              hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: (x) => tf.where(tf.broadcastTo(mask, x.shape), srcTiled, x) }],
+            });
+            return aggregate(metric.perPrompt(lastLogits(logits), ctx), B, metric, base);
+          });
+          disposeContext(ctx);
+          layerVals.push(...(await vals.data()));
+          vals.dispose();
+          progress.increment(k);
+        }
+        flat.push(...layerVals);
+        ckpt.done[unit] = layerVals;
+        saveCheckpoint(opts.checkpointPath, ckpt);
+      }
+      const shape = [cfg.nLayers, ...cellShape];
+      scores[spec.name] = { axes: spec.axes, shape, values: nest(flat, shape) };
+    }
+  } finally {
+    progress.stop();
+    disposeCache(src.cache, baseRun.cache);
+    base.cleanLogProbs.dispose();
+  }
+  return { scores, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: (performance.now() - t0) / 1000 };
+}

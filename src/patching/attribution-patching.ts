@@ -1,0 +1,179 @@
+/**
+ * Attribution patching (AtP), AtP* and relevance patching (RelP): one generic gradient sweep.
+ *
+ *   score(c) = Σ_batch Σ_d (a_src(c) − a_base(c)) · ∂m/∂a(c) |_base
+ *
+ * AtP uses the ordinary gradient, RelP the LRP-modified one (a rule set), and only that changes
+ * between them. The source (clean) cache is computed once and shared by every method.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import type { Hook } from '../hooks/hook-point.ts';
+import { disposeCache } from '../hooks/activation-cache.ts';
+import { causalMask } from '../hooks/gpt2-forward.ts';
+import { stopGradient } from '../relp/ops.ts';
+import { resolveRules, type RuleSet } from '../relp/rules.ts';
+import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
+import type { PatchingData } from './data.ts';
+import { aggregate, resolveMetric, type Metric } from './metrics.ts';
+import { disposeContext, lastLogits, measureBaselines, metricContext } from './baselines.ts';
+import type { Direction } from './activation-patching.ts';
+import { nest, type MethodScores } from './score-grid.ts';
+import { silentProgress, type Progress } from './progress.ts';
+
+/** One gradient-based method: a name and how its backward pass differs from the plain gradient. */
+export interface AttributionMethod {
+  /** Name in results (`atp`, `atp*`, `relp`, or your own). */
+  name: string;
+  /** LRP rules for the backward pass (RelP); none means the plain gradient. */
+  rules?: RuleSet;
+  /** AtP* QK fix: for q/k patches, recompute the attention softmax exactly, then linearise from ∂m/∂A. */
+  qkFix?: boolean;
+  /** AtP* GradDrop: L extra backward passes, each dropping one layer's residual gradient; mean |estimate|. */
+  gradDrop?: boolean;
+}
+
+/** AtP with the plain gradient. */
+export const ATP: AttributionMethod = { name: 'atp' };
+/** AtP* (Kramár et al. 2024): QK fix and GradDrop. */
+export const ATP_STAR: AttributionMethod = { name: 'atp*', qkFix: true, gradDrop: true };
+/** RelP with a rule preset or rule set (default preset `relp`: LN + Identity + Half). */
+export function relpMethod(rules?: string | RuleSet): AttributionMethod {
+  return { name: 'relp', rules: resolveRules(rules) };
+}
+
+/** Options of {@link attributionPatch}. */
+export interface AttributionOptions {
+  components: ComponentName[] | string;
+  /** Methods to run; default [ATP]. */
+  methods?: AttributionMethod[];
+  metric?: Metric | string;
+  direction?: Direction;
+  progress?: Progress;
+  /** Extra hooks on every forward (e.g. ablations). */
+  hooks?: Hook[];
+}
+
+/** Scores per method, with the baselines and each method's wall time. */
+export interface AttributionResult {
+  scores: Record<string, MethodScores>;
+  baselines: { clean: number; corrupt: number };
+  /** Seconds per method (the shared clean forward is counted in each). */
+  seconds: Record<string, number>;
+}
+
+/** Attention pattern [b, h, q, k] from queries and keys [b, p, h, dh] (exact softmax). */
+function patternFrom(q: tf.Tensor, k: tf.Tensor, dHead: number): tf.Tensor {
+  const pos = q.shape[1] as number;
+  const s = tf.matMul(tf.transpose(q, [0, 2, 1, 3]), tf.transpose(k, [0, 2, 3, 1])); // [b, h, q, k]
+  return tf.softmax(tf.add(tf.mul(s, 1 / Math.sqrt(dHead)), causalMask(pos)));
+}
+
+/**
+ * Gradient-based patching estimates for several methods over the same components.
+ * Each value estimates the metric after patching that cell (base value + first-order change),
+ * directly comparable with {@link activationPatch}; GradDrop methods give magnitudes.
+ */
+export function attributionPatch(model: HookedTransformer, data: PatchingData, opts: AttributionOptions): AttributionResult {
+  const cfg = model.cfg;
+  const L = cfg.nLayers;
+  const metric = resolveMetric(opts.metric);
+  const direction = opts.direction ?? 'denoising';
+  const methods = opts.methods ?? [ATP];
+  const specs = parseComponents(opts.components).map(componentSpec);
+  const progress = opts.progress ?? silentProgress;
+  const B = data.clean.length;
+  const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
+  const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
+  const needsQK = methods.some((m) => m.qkFix) && specs.some((s) => s.name === 'q' || s.name === 'k');
+  const names = new Set<string>();
+  for (const s of specs) for (let l = 0; l < L; l++) names.add(s.hook(l));
+  if (needsQK) for (let l = 0; l < L; l++) for (const h of ['hook_q', 'hook_k', 'hook_pattern']) names.add(`blocks.${l}.attn.${h}`);
+  const hookNames = [...names];
+
+  const t0 = performance.now();
+  const base = measureBaselines(model, data, metric, opts.hooks);
+  const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks });
+  src.logits.dispose();
+  const shared = (performance.now() - t0) / 1000;
+  const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
+  const baseValue = norm(direction === 'denoising' ? base.corrupt : base.clean);
+  const result: AttributionResult = { scores: {}, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: {} };
+  try {
+    progress.start(methods.reduce((n, m) => n + (m.gradDrop ? L : 1), 0), 'attribution patching');
+    for (const method of methods) {
+      const t1 = performance.now();
+      const passes: (number | undefined)[] = method.gradDrop ? Array.from({ length: L }, (_, l) => l) : [undefined];
+      const acc = new Map<string, tf.Tensor>(); // `${component}:${layer}` → per-layer grid
+      for (const drop of passes) {
+        const ctx = metricContext(data, base.cleanLogProbs);
+        const metricFn = (logits: tf.Tensor3D) => tf.reshape(aggregate(metric.perPrompt(lastLogits(logits), ctx), B, metric, base), []) as tf.Scalar;
+        // GradDrop: stop the gradient through layer `drop`'s contributions to the residual stream
+        // (after the probes, so those components' own estimates are zero in that pass).
+        const postHooks: Hook[] =
+          drop === undefined
+            ? []
+            : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
+        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks });
+        try {
+          for (const spec of specs) {
+            for (let l = 0; l < L; l++) {
+              const grid = tf.tidy(() => {
+                const { e, reducer } = elementwise(spec, l, src.cache, r.cache, r.grads, method, cfg.dHead);
+                const g = method.gradDrop ? tf.sum(tf.abs(reducer.reducePerPrompt(e)), 0) : reducer.reduce(e);
+                const prev = acc.get(`${spec.name}:${l}`);
+                return prev ? tf.add(prev, g) : g;
+              });
+              acc.get(`${spec.name}:${l}`)?.dispose();
+              acc.set(`${spec.name}:${l}`, grid);
+            }
+          }
+        } finally {
+          r.logits.dispose();
+          r.value.dispose();
+          disposeCache(r.cache, r.grads);
+          disposeContext(ctx);
+        }
+        progress.increment();
+      }
+      const scores: MethodScores = {};
+      for (const spec of specs) {
+        const flat: number[] = [];
+        for (let l = 0; l < L; l++) {
+          const t = acc.get(`${spec.name}:${l}`)!;
+          const v = Array.from(t.dataSync());
+          t.dispose();
+          flat.push(...v.map((x) => (method.gradDrop ? x / Math.max(1, L - 1) : baseValue + x)));
+        }
+        const shape = [L, ...spec.cellShape(cfg, data.pos)];
+        scores[spec.name] = { axes: spec.axes, shape, values: nest(flat, shape) };
+      }
+      result.scores[method.name] = scores;
+      result.seconds[method.name] = shared + (performance.now() - t1) / 1000;
+    }
+  } finally {
+    progress.stop();
+    disposeCache(src.cache);
+    base.cleanLogProbs.dispose();
+  }
+  return result;
+}
+
+type Cache = Record<string, tf.Tensor>;
+
+/**
+ * The per-element first-order change for one component and layer, and the spec whose
+ * reductions apply to it (QK-fixed q/k estimates live on the pattern's axes).
+ */
+function elementwise(spec: ComponentSpec, l: number, src: Cache, base: Cache, grads: Cache, m: AttributionMethod, dHead: number): { e: tf.Tensor; reducer: ComponentSpec } {
+  if (m.qkFix && (spec.name === 'q' || spec.name === 'k')) {
+    const q = `blocks.${l}.attn.hook_q`;
+    const k = `blocks.${l}.attn.hook_k`;
+    const p = `blocks.${l}.attn.hook_pattern`;
+    const patched = spec.name === 'q' ? patternFrom(src[q], base[k], dHead) : patternFrom(base[q], src[k], dHead);
+    // Exact softmax, linear after it: (A_patched − A) · ∂m/∂A, [b, h, q, k].
+    return { e: tf.mul(tf.sub(patched, base[p]), grads[p]), reducer: componentSpec('pattern') };
+  }
+  const h = spec.hook(l);
+  return { e: tf.mul(tf.sub(src[h], base[h]), grads[h]), reducer: spec };
+}

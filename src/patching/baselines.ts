@@ -1,0 +1,62 @@
+/**
+ * Clean and corrupt baseline runs, and the metric context shared by every method.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import type { Hook } from '../hooks/hook-point.ts';
+import type { PatchingData } from './data.ts';
+import { checkNormaliser, type Metric, type MetricBaselines, type MetricContext } from './metrics.ts';
+
+/** Last-position logits [batch, vocab] of a forward. */
+export function lastLogits(logits: tf.Tensor3D): tf.Tensor2D {
+  const [b, p, v] = logits.shape;
+  return tf.reshape(tf.slice(logits, [0, p - 1, 0], [b, 1, v]), [b, v]) as tf.Tensor2D;
+}
+
+/** Metric context tensors for one batch, tiled `repeats` times (group-major). Caller disposes. */
+export function metricContext(data: PatchingData, cleanLogProbs: tf.Tensor2D, repeats = 1): MetricContext {
+  return tf.tidy(() => {
+    const ids = (a: number[]) => tf.tile(tf.tensor1d(a, 'int32'), [repeats]) as tf.Tensor1D;
+    return { answerIds: ids(data.answerIds), wrongIds: ids(data.wrongIds), cleanLogProbs: tf.tile(cleanLogProbs, [repeats, 1]) as tf.Tensor2D };
+  });
+}
+
+/** Dispose a metric context. */
+export function disposeContext(c: MetricContext): void {
+  c.answerIds.dispose();
+  c.wrongIds.dispose();
+  c.cleanLogProbs.dispose();
+}
+
+/** Baselines and the clean log-probs [batch, vocab] (caller disposes `cleanLogProbs`). */
+export interface Baselines extends MetricBaselines {
+  cleanLogProbs: tf.Tensor2D;
+  /** Per-prompt metric on the clean and corrupt runs. */
+  perPromptClean: number[];
+  perPromptCorrupt: number[];
+}
+
+/** Run clean and corrupt once and measure the metric; throws if normalisation is impossible. */
+export function measureBaselines(model: HookedTransformer, data: PatchingData, metric: Metric, hooks?: Hook[]): Baselines {
+  const cleanLogProbs = tf.tidy(() => tf.logSoftmax(lastLogits(model.forward(data.clean, { lastPositionOnly: true, hooks }))) as tf.Tensor2D);
+  const ctx = metricContext(data, cleanLogProbs);
+  try {
+    const run = (tokens: number[][]) => {
+      const t = tf.tidy(() => metric.perPrompt(lastLogits(model.forward(tokens, { lastPositionOnly: true, hooks })), ctx));
+      const v = t.arraySync() as number[];
+      t.dispose();
+      return v;
+    };
+    const perPromptClean = run(data.clean);
+    const perPromptCorrupt = run(data.corrupt);
+    const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+    const b = { clean: mean(perPromptClean), corrupt: mean(perPromptCorrupt) };
+    checkNormaliser(metric, b);
+    return { ...b, cleanLogProbs, perPromptClean, perPromptCorrupt };
+  } catch (err) {
+    cleanLogProbs.dispose();
+    throw err;
+  } finally {
+    disposeContext(ctx);
+  }
+}
