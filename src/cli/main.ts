@@ -19,6 +19,11 @@ export function buildProgram(): Command {
 
 /** Entry point used by `bin/relp.js`. */
 export async function main(argv: string[]): Promise<void> {
+  // A closed pipe (e.g. `relp logits ... | head`) is a normal way for output to end.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,0 +1,94 @@
+/**
+ * One patching sweep over several methods, producing a run file. The CLI (`relp patch`,
+ * `relp demo`) and notebooks call this, so they all get the same numbers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import type { LoadedModel } from '../models/load-model.ts';
+import type { PromptPair } from '../tasks/types.ts';
+import type { RulePresetName } from '../relp/rules.ts';
+import { activationPatch, type Direction } from './activation-patching.ts';
+import { ATP, ATP_STAR, attributionPatch, relpMethod, type AttributionMethod } from './attribution-patching.ts';
+import { parseComponents, type ComponentName } from './components.ts';
+import { toPatchingData } from './data.ts';
+import { resolveMetric } from './metrics.ts';
+import type { Progress } from './progress.ts';
+import { RUN_VERSION, runPairs, writeRunFile, type RunFile } from './run-file.ts';
+import type { MethodScores } from './score-grid.ts';
+
+/** The methods a sweep can run. */
+export const SWEEP_METHODS = ['activation', 'atp', 'atp*', 'relp'] as const;
+/** A sweep method name. */
+export type SweepMethod = (typeof SWEEP_METHODS)[number];
+
+/** Options of {@link runSweep}. */
+export interface SweepOptions {
+  methods: SweepMethod[];
+  components: ComponentName[] | string;
+  rules?: RulePresetName;
+  direction?: Direction;
+  metric?: string;
+  batch?: number;
+  /** Output folder: run.json, plus progress.json while activation patching runs. */
+  out?: string;
+  progress?: () => Progress;
+  dataset: { kind: string; seed?: number; corruption?: string; source?: string };
+}
+
+/** Parse a comma list of methods. */
+export function parseMethods(s: string): SweepMethod[] {
+  const out = s.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const m of out) if (!(SWEEP_METHODS as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" (use: ${SWEEP_METHODS.join(', ')})`);
+  if (out.length === 0) throw new Error('no methods given');
+  return out as SweepMethod[];
+}
+
+/** Run the sweep and (with `out`) write `out/run.json`. */
+export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: SweepOptions): Promise<RunFile> {
+  const { model, tokenizer } = loaded;
+  const data = toPatchingData(pairs);
+  const components = parseComponents(opts.components);
+  const metric = resolveMetric(opts.metric);
+  const direction = opts.direction ?? 'denoising';
+  const scores: Record<string, MethodScores> = {};
+  const timings: Record<string, number> = {};
+  let baselines = { clean: NaN, corrupt: NaN };
+  if (opts.methods.includes('activation')) {
+    const r = await activationPatch(model, data, {
+      components,
+      metric,
+      direction,
+      batch: opts.batch,
+      progress: opts.progress?.(),
+      checkpointPath: opts.out ? join(opts.out, 'progress.json') : undefined,
+    });
+    scores.activation = r.scores;
+    timings.activation = r.seconds;
+    baselines = r.baselines;
+  }
+  const grad: AttributionMethod[] = [];
+  if (opts.methods.includes('atp')) grad.push(ATP);
+  if (opts.methods.includes('atp*')) grad.push(ATP_STAR);
+  if (opts.methods.includes('relp')) grad.push(relpMethod(opts.rules ?? 'relp'));
+  if (grad.length) {
+    const r = attributionPatch(model, data, { components, methods: grad, metric, direction, progress: opts.progress?.() });
+    Object.assign(scores, r.scores);
+    Object.assign(timings, r.seconds);
+    baselines = r.baselines;
+  }
+  const labels = tokenizer ? tokenizer.toStrTokens(data.clean[0]) : data.clean[0].map(String);
+  const run: RunFile = {
+    version: RUN_VERSION,
+    created: new Date().toISOString(),
+    model: { path: loaded.path, config: loaded.hfConfig, sha256: loaded.sha256 },
+    dataset: { ...opts.dataset, pairs: runPairs(pairs) },
+    metric: { name: metric.name, clean: baselines.clean, corrupt: baselines.corrupt, direction },
+    scores,
+    labels,
+    rules: opts.methods.includes('relp') ? (opts.rules ?? 'relp') : undefined,
+    timings,
+    backend: tf.getBackend(),
+  };
+  if (opts.out) writeRunFile(opts.out, run);
+  return run;
+}

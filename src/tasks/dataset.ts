@@ -1,0 +1,31 @@
+/**
+ * Build the prompt pairs of a sweep from a task name or a JSONL file. Sweeps patch every
+ * prompt at the same (layer, position), so IOI prompts are drawn from one token length.
+ */
+import { generateIoi, groupByLength, type IoiCorruption } from './ioi.ts';
+import { loadJsonlDataset } from './jsonl.ts';
+import type { PromptPair, TokenEncoder } from './types.ts';
+
+/** Where the pairs come from. */
+export type DatasetSpec =
+  | { kind: 'ioi'; n: number; seed: number; corruption: IoiCorruption }
+  | { kind: 'jsonl'; path: string };
+
+/**
+ * IOI pairs of one token length: generate, group by length and keep the largest group,
+ * drawing more prompts (deterministically) until it holds `n`.
+ */
+export function ioiSameLength(tok: TokenEncoder, n: number, seed: number, corruption: IoiCorruption): PromptPair[] {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${n}`);
+  for (let factor = 4; factor <= 64; factor *= 2) {
+    const groups = groupByLength(generateIoi(tok, { n: n * factor, seed, corruption }));
+    const best = groups.reduce((a, b) => (b.pairs.length > a.pairs.length ? b : a));
+    if (best.pairs.length >= n) return best.pairs.slice(0, n);
+  }
+  throw new Error(`could not draw ${n} IOI prompts of one token length; lower --n`);
+}
+
+/** Load the pairs of a dataset spec; JSONL pairs must all share one length (checked later). */
+export function loadDataset(tok: TokenEncoder, spec: DatasetSpec): PromptPair[] {
+  return spec.kind === 'ioi' ? ioiSameLength(tok, spec.n, spec.seed, spec.corruption) : loadJsonlDataset(spec.path, tok);
+}
