@@ -7,6 +7,7 @@ import { randomStateDict, mulberry32 } from '../../src/models/state-dict.ts';
 import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
+import type { ComponentName } from '../../src/patching/components.ts';
 import { flatten } from '../../src/patching/score-grid.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 
@@ -57,12 +58,12 @@ describe('attributionPatch', () => {
 
   it('equals activation patching exactly on a model made linear (first-order term)', async () => {
     const frozen = freezeHooks(model, data, { patterns: () => true });
-    const comps = ['resid_pre', 'resid_mid', 'attn_out', 'mlp_out', 'z', 'v'];
+    const comps: ComponentName[] = ['resid_pre', 'resid_mid', 'attn_out', 'mlp_out', 'z', 'v'];
     const act = await activationPatch(model, data, { components: comps, hooks: frozen.hooks });
     const atp = attributionPatch(model, data, { components: comps, hooks: frozen.hooks });
     for (const c of comps) {
-      const a = flatten(act.scores[c as 'z']!);
-      const b = flatten(atp.scores.atp[c as 'z']!);
+      const a = flatten(act.scores[c]!);
+      const b = flatten(atp.scores.atp[c]!);
       a.forEach((v, i) => expect(Math.abs(v - b[i])).toBeLessThan(1e-4));
     }
     frozen.dispose();

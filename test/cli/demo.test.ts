@@ -1,0 +1,55 @@
+/**
+ * `relp demo --no-serve` (what `npm start` runs) on the embedded model: writes a run file with
+ * the recorded pairs, and an independent PyTorch forward of the shipped weights on those pairs
+ * gives IOI accuracy ≥ 0.95 and mean clean logit difference ≥ 3.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, type CliResult } from './run-cli.ts';
+import { runTorchReference, torchAvailable } from '../helpers/torch-reference.ts';
+import { EMBEDDED_MODEL_DIR } from '../../src/models/load-model.ts';
+import type { RunFile } from '../../src/patching/run-file.ts';
+
+describe('relp demo --no-serve', () => {
+  let dir: string;
+  let out: string;
+  let res: CliResult;
+  let run: RunFile;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'relp-demo-'));
+    out = join(dir, 'demo');
+    res = await runCli(['demo', '--no-serve', '--out', out]);
+    if (res.code === 0) run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunFile;
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes run.json with the model path, ≥ 32 recorded pairs with ids, and all three methods', () => {
+    expect(res.code, res.stderr).toBe(0);
+    expect(run.model.path).toBe(EMBEDDED_MODEL_DIR);
+    expect(run.model.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(run.dataset.pairs.length).toBeGreaterThanOrEqual(32);
+    for (const p of run.dataset.pairs) {
+      expect(p.clean_ids.length).toBe(p.corrupt_ids.length);
+      expect(Number.isInteger(p.answer_id) && Number.isInteger(p.wrong_id)).toBe(true);
+    }
+    for (const m of ['activation', 'atp', 'relp']) for (const c of ['resid_pre', 'attn_out', 'mlp_out', 'z']) expect(run.scores[m][c as 'z']).toBeDefined();
+    expect(run.labels).toHaveLength(run.dataset.pairs[0].clean_ids.length);
+    expect(res.stdout).toMatch(/Correlation with activation patching/);
+    expect(res.stdout).toMatch(/Top heads by activation patching/);
+  });
+
+  it.skipIf(!torchAvailable())('PyTorch on the recorded pairs: accuracy ≥ 0.95 and mean clean LD ≥ 3', async () => {
+    expect(res.code, res.stderr).toBe(0);
+    const pairsFile = join(dir, 'pairs.json');
+    writeFileSync(pairsFile, JSON.stringify({ pairs: run.dataset.pairs }));
+    const ref = (await runTorchReference('ld', ['--model', EMBEDDED_MODEL_DIR, '--pairs', pairsFile])) as { clean: number[]; corrupt: number[] };
+    const acc = ref.clean.filter((x) => x > 0).length / ref.clean.length;
+    const mean = ref.clean.reduce((a, b) => a + b, 0) / ref.clean.length;
+    expect(acc).toBeGreaterThanOrEqual(0.95);
+    expect(mean).toBeGreaterThanOrEqual(3);
+    // relp's recorded clean metric agrees with PyTorch.
+    expect(Math.abs(run.metric.clean - mean)).toBeLessThan(1e-3 * Math.max(1, Math.abs(mean)));
+  });
+});
