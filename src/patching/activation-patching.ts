@@ -82,8 +82,8 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const base = measureBaselines(model, data, metric, opts.hooks);
   const key = sweepKey(model, data, metric, direction);
   const ckpt = loadCheckpoint(opts.checkpointPath, key);
-  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks });
-  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks });
+  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
+  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true });
   src.logits.dispose();
   baseRun.logits.dispose();
   const scores: MethodScores = {};

@@ -93,7 +93,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
 
   const t0 = performance.now();
   const base = measureBaselines(model, data, metric, opts.hooks);
-  const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks });
+  const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks, lastPositionOnly: true });
   src.logits.dispose();
   const shared = (performance.now() - t0) / 1000;
   const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
@@ -114,7 +114,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
           drop === undefined
             ? []
             : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
-        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks });
+        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks, lastPositionOnly: true });
         try {
           for (const spec of specs) {
             for (let l = 0; l < L; l++) {
