@@ -1,0 +1,53 @@
+/**
+ * The correlation table: rows = components, columns = methods, each cell Pearson r (Spearman ρ
+ * below) with activation patching, laid out like Table 1 of the RelP paper. The best |r| per row
+ * is bold.
+ *
+ * Props (`/api/runs/:id/correlations`):
+ * @typedef {Object} CorrelationCell
+ * @property {number | null} pearson
+ * @property {number | null} spearman
+ * @property {number} n cells compared
+ *
+ * @typedef {Object} CorrelationTableProps
+ * @property {string} reference "activation"
+ * @property {string[]} methods column order
+ * @property {{component: string, cells: Record<string, CorrelationCell>}[]} rows
+ */
+import { h } from '../shared/dom.js';
+import { fmt } from '../shared/format.js';
+
+/**
+ * Render the table into `el` (replacing its content).
+ * @param {HTMLElement} el
+ * @param {CorrelationTableProps} props
+ */
+export function renderCorrelationTable(el, props) {
+  if (props.rows.length === 0) {
+    el.replaceChildren(h('p', { class: 'muted', id: 'corr-empty' }, `No correlations: the run has no ${props.reference} patching scores to compare with.`));
+    return;
+  }
+  const body = props.rows.map((row) => {
+    const best = Math.max(...props.methods.map((m) => Math.abs(row.cells[m]?.pearson ?? -1)));
+    return h(
+      'tr',
+      {},
+      h('th', { scope: 'row' }, row.component),
+      ...props.methods.map((m) => {
+        const c = row.cells[m];
+        if (!c) return h('td', { class: 'num' }, '–');
+        const isBest = c.pearson !== null && Math.abs(c.pearson) === best;
+        return h('td', { class: 'num', title: `n = ${c.n} cells` }, h('span', { class: isBest ? 'corr-best' : '' }, fmt(c.pearson, 3)), h('br'), h('span', { class: 'corr-sub' }, `ρ ${fmt(c.spearman, 3)}`));
+      }),
+    );
+  });
+  el.replaceChildren(
+    h(
+      'table',
+      { class: 'data', id: 'corr-table' },
+      h('caption', {}, `Correlation with ${props.reference} patching: Pearson r (Spearman ρ below), over all cells of each component`),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'component'), ...props.methods.map((m) => h('th', { scope: 'col', class: 'num' }, m)))),
+      h('tbody', {}, ...body),
+    ),
+  );
+}
