@@ -20,22 +20,43 @@ export interface WorkloadShape {
   cachedResiduals?: number;
 }
 
-/** Floats of activations one block creates for a batch (forward tape). */
+/**
+ * Floats one block allocates in a forward. Every forward runs inside one `tf.tidy`, so nothing is
+ * freed before the call ends and all blocks' tensors are alive at the peak. Counted from the
+ * kernels of `gpt2-forward.ts` (per block: ~30 tensors of [b, p, d_model], 10 of [b, p, d_mlp],
+ * 4 of [b, h, p, p] and the [p, p] causal mask) and checked against the measured wasm heap in
+ * test/backend/memory-guard.test.ts.
+ */
 function blockFloats(cfg: GPT2Config, batch: number, pos: number): number {
   const bp = batch * pos;
-  const attn = batch * cfg.nHeads * pos * pos * 3; // scores, masked scores, pattern
-  return bp * (cfg.dModel * 14 + cfg.dMlp * 4) + attn;
+  return bp * (30 * cfg.dModel + 10 * cfg.dMlp) + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
 }
 
-/** Estimated peak bytes of a forward (and backward) of `cfg` on a workload, weights included. */
+/** Parameters of one block (attention 4·d², MLP 2·d·d_mlp, biases and LN). */
+function blockParams(cfg: GPT2Config): number {
+  const d = cfg.dModel;
+  return 4 * d * d + 2 * d * cfg.dMlp + 9 * d + cfg.dMlp;
+}
+
+/**
+ * Estimated peak bytes of a forward (and backward) of `cfg` on a workload, weights included.
+ * Within about 1.0–1.3× of the measured peak of live wasm buffers (see the test).
+ * - forward: weights (wte counted twice: its transposed copy for the unembedding), every block's
+ *   tensors, the embedding / final LN and the logits;
+ * - backward adds ~1.5× the forward tape in gradients and the weight gradients that tfjs computes
+ *   for every matmul input (plus a transient transposed weight), including the [d_model, vocab]
+ *   unembedding.
+ */
 export function estimateBytes(cfg: GPT2Config, w: WorkloadShape): number {
-  const params =
-    cfg.dVocab * cfg.dModel * 2 + cfg.nCtx * cfg.dModel + cfg.nLayers * (12 * cfg.dModel * cfg.dModel + 2 * cfg.dModel * cfg.dMlp);
-  const logits = w.batch * w.pos * cfg.dVocab * (w.backward ? 4 : 2);
-  const layers = w.backward ? cfg.nLayers * 2 : 2; // backward keeps every block's tape plus grads
-  const acts = blockFloats(cfg, w.batch, w.pos) * layers;
-  const cached = (w.cachedResiduals ?? 0) * w.batch * w.pos * cfg.dModel;
-  return 4 * (params + logits + acts + cached);
+  const d = cfg.dModel;
+  const bp = w.batch * w.pos;
+  const bw = blockParams(cfg);
+  const params = 2 * cfg.dVocab * d + cfg.nCtx * d + cfg.nLayers * bw + 2 * d;
+  const block = blockFloats(cfg, w.batch, w.pos);
+  const forward = cfg.nLayers * block + bp * (16 * d + 2 * cfg.dVocab);
+  const backward = w.backward ? cfg.nLayers * (1.5 * block + 2 * bw) + bp * (24 * d + 4 * cfg.dVocab) + 2 * cfg.dVocab * d : 0;
+  const cached = (w.cachedResiduals ?? 0) * bp * d;
+  return 4 * (params + forward + backward + cached);
 }
 
 /** Largest batch whose estimate stays under the wasm limit (at least 0). */

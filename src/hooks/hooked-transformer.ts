@@ -116,7 +116,9 @@ export class HookedTransformer {
     for (const [name, shape] of expectedShapes(cfg)) {
       const a = sd.get(name)!;
       const t = tf.tensor(a.data, shape, 'float32');
-      params.set(name, opts.trainable ? tf.variable(t, true, name) : t);
+      // Unnamed variable: tfjs variable names are process-global, so naming them after the
+      // parameter would forbid two trainable models at once.
+      params.set(name, opts.trainable ? tf.variable(t, true) : t);
       if (opts.trainable) t.dispose();
     }
     return new HookedTransformer(cfg, params, !!opts.trainable);
@@ -138,6 +140,17 @@ export class HookedTransformer {
   private tokenTensor(tokens: TokenInput): tf.Tensor2D {
     if (tokens instanceof tf.Tensor) {
       if (tokens.rank !== 2) throw new Error(`tokens must be [batch, pos], got shape [${tokens.shape.join(', ')}]`);
+      const [tb, tp] = tokens.shape;
+      if (tb === 0 || tp === 0) throw new Error(`tokens: shape [${tb}, ${tp}] holds no tokens`);
+      // Without this check a too-long input silently reads past the position embeddings.
+      if (tp > this.cfg.nCtx) throw new Error(`tokens: ${tp} tokens exceed the model's context of ${this.cfg.nCtx}`);
+      const ids = tokens.dataSync(); // token tensors are small; a one-hot embedding would silently zero bad ids
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i];
+        if (!Number.isInteger(id) || id < 0 || id >= this.cfg.dVocab) {
+          throw new Error(`tokens: id ${id} at [${Math.floor(i / tp)}][${i % tp}] is outside the vocabulary [0, ${this.cfg.dVocab})`);
+        }
+      }
       return tokens.dtype === 'int32' ? tokens : (tf.cast(tokens, 'int32') as tf.Tensor2D);
     }
     if (!Array.isArray(tokens) || tokens.length === 0 || !Array.isArray(tokens[0])) {
@@ -164,7 +177,10 @@ export class HookedTransformer {
   /** Shape [batch, pos] of an input, for estimates and hook shapes. */
   private inputShape(tokens: TokenInput | undefined, resid: tf.Tensor | undefined): [number, number] {
     if (resid) return [resid.shape[0] as number, resid.shape[1] as number];
-    if (tokens instanceof tf.Tensor) return [tokens.shape[0], tokens.shape[1]];
+    if (tokens instanceof tf.Tensor) {
+      if (tokens.rank !== 2) throw new Error(`tokens must be [batch, pos], got shape [${tokens.shape.join(', ')}]`);
+      return [tokens.shape[0], tokens.shape[1]];
+    }
     if (!tokens || tokens.length === 0 || !Array.isArray(tokens[0])) throw new Error('tokens must be a non-empty array of token-id arrays [batch][pos]');
     return [tokens.length, tokens[0].length];
   }
@@ -242,14 +258,28 @@ export class HookedTransformer {
    */
   runWithCacheAndGrads(tokens: TokenInput | undefined, metric: MetricFn, opts: CacheOptions = {}): CacheAndGrads {
     const names = this.resolveNames(opts.names);
+    if (names.length === 0) throw new Error('runWithCacheAndGrads: no hook names to take gradients at (options.names is empty)');
     const [b, p] = this.inputShape(tokens, opts.resid);
     guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: names.length * 2 }, 'a forward and backward pass');
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {
       const out = tf.tidy(() => {
-        const deltas = names.map((n) => tf.zeros(hookShape(n, this.cfg, b, p)));
+        // With lastPositionOnly the ln_final hooks see one position.
+        const posAt = (n: string) => (opts.lastPositionOnly && n.startsWith('ln_final.') ? 1 : p);
+        const deltas = names.map((n) => tf.zeros(hookShape(n, this.cfg, b, posAt(n))));
+        let failure: { err: unknown } | undefined;
         const f = (...ds: tf.Tensor[]): tf.Scalar => {
+          try {
+            return body(ds);
+          } catch (err) {
+            // Rethrown after the backward pass: tfjs frees the tensors its tape saved only when a
+            // backward completes, so a throw inside the tape (metric, hook) would leak all of them.
+            failure = { err };
+            return tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0) as tf.Scalar;
+          }
+        };
+        const body = (ds: tf.Tensor[]): tf.Scalar => {
           const hooks: Hook[] = [
             ...(opts.hooks ?? []),
             ...names.map((name, i) => ({
@@ -270,6 +300,7 @@ export class HookedTransformer {
           return ds.length ? (tf.add(v, tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0)) as tf.Scalar) : v;
         };
         const { value, grads } = tf.valueAndGrads(f)(deltas);
+        if (failure) throw failure.err;
         const g: ActivationCache = {};
         names.forEach((n, i) => (g[n] = grads[i]));
         return { value: value as tf.Scalar, grads: g };

@@ -17,9 +17,13 @@ export const stopGradient: (x: tf.Tensor) => tf.Tensor = custom<never>((x: tf.Te
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 })) as unknown as (x: tf.Tensor) => tf.Tensor;
 
-/** Stabiliser of the Identity-rule: x̃ = x + (1[x=0] + sign(x))·1e-6. */
+/**
+ * Stabiliser of the Identity-rule: x̃ = x + (1[x=0] + sign(x))·1e-6, i.e. x + 1e-6 for x ≥ 0 and
+ * x − 1e-6 for x < 0. Written without `tf.sign`: on the wasm backend `tf.sign` returns 0 for
+ * |x| ≤ 1e-7, which would silently drop the stabiliser there.
+ */
 export function stabilise(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.add(x, tf.mul(tf.add(tf.cast(tf.equal(x, 0), 'float32'), tf.sign(x)), 1e-6)));
+  return tf.tidy(() => tf.add(x, tf.sub(tf.mul(tf.cast(tf.greaterEqual(x, 0), 'float32'), 2e-6), 1e-6)));
 }
 
 /**
@@ -40,20 +44,47 @@ export function identityRule(act: (x: tf.Tensor) => tf.Tensor): (x: tf.Tensor) =
   }) as unknown as (x: tf.Tensor) => tf.Tensor;
 }
 
-/** Half-rule for a gate `a ⊙ b`: forward the product, each factor gets half its gradient. */
+/**
+ * Sum a gradient over the axes an operand was broadcast along, so it has the operand's shape
+ * (tfjs rejects a custom gradient whose shape differs from its input's).
+ */
+function reduceToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
+  if (g.rank === shape.length && g.shape.every((s, i) => s === shape[i])) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  return tf.reshape(tf.sum(g, axes), shape);
+}
+
+/** Swap the last two axes. */
+function swapLastTwo(x: tf.Tensor): tf.Tensor {
+  const perm = Array.from({ length: x.rank }, (_, i) => i);
+  perm[x.rank - 1] = x.rank - 2;
+  perm[x.rank - 2] = x.rank - 1;
+  return tf.transpose(x, perm);
+}
+
+/**
+ * Half-rule for a gate `a ⊙ b` (broadcasting allowed): forward the product, each factor gets
+ * half its gradient.
+ */
 export const halfProduct: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = custom<never>(
   (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
     save([a, b]);
     return {
       value: tf.mul(a, b),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.mul(tf.mul(dy, saved[1]), 0.5), tf.mul(tf.mul(dy, saved[0]), 0.5)],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        reduceToShape(tf.mul(tf.mul(dy, saved[1]), 0.5), saved[0].shape),
+        reduceToShape(tf.mul(tf.mul(dy, saved[0]), 0.5), saved[1].shape),
+      ],
     };
   },
 ) as unknown as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor;
 
 /**
  * Uniform rule for a bilinear matmul `a @ b` (plain, no transpose flags): forward the product,
- * each factor gets half its ordinary gradient. Shapes: a [..., m, k], b [..., k, n].
+ * each factor gets half its ordinary gradient. Shapes: a [..., m, k], b [..., k, n] (batch axes
+ * may broadcast, as in `tf.matMul`).
  */
 export const uniformMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = custom<never>(
   (a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -62,12 +93,8 @@ export const uniformMatMul: (a: tf.Tensor, b: tf.Tensor) => tf.Tensor = custom<n
       value: tf.matMul(a, b),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved;
-        const r = sa.rank;
-        const perm = Array.from({ length: r }, (_, i) => i);
-        perm[r - 1] = r - 2;
-        perm[r - 2] = r - 1;
-        const da = tf.matMul(dy, tf.transpose(sb, perm));
-        const db = tf.matMul(tf.transpose(sa, perm), dy);
+        const da = reduceToShape(tf.matMul(dy, swapLastTwo(sb)), sa.shape);
+        const db = reduceToShape(tf.matMul(swapLastTwo(sa), dy), sb.shape);
         return [tf.mul(da, 0.5), tf.mul(db, 0.5)];
       },
     };

@@ -1,0 +1,46 @@
+/**
+ * Shared types for task datasets (clean/corrupt prompt pairs for patching).
+ */
+
+/**
+ * Minimal tokenizer interface the task code needs. The project's Tokenizer implements it;
+ * tests may use any adapter. `encode` must not add BOS/EOS tokens.
+ */
+export interface TokenEncoder {
+  /** Token ids of `text` (no special tokens added). */
+  encode(text: string): number[];
+  /** Text of `ids`. */
+  decode(ids: number[]): string;
+}
+
+/**
+ * One clean/corrupt prompt pair. The metric is usually the logit difference
+ * `logit[answerId] - logit[wrongId]` at the last position.
+ *
+ * Invariants (checked by every producer in src/tasks): `cleanIds.length === corruptIds.length`,
+ * `answer` and `wrong` are single tokens (`answerId`, `wrongId`), both with their leading space
+ * (e.g. " Mary"), and both prompts end right before the answer token.
+ */
+export interface PromptPair {
+  clean: string;
+  corrupt: string;
+  /** Correct next token for the clean prompt, e.g. " Mary". */
+  answer: string;
+  /** Competing token, e.g. the subject " John". */
+  wrong: string;
+  /** Token ids of `clean`, length = seq. */
+  cleanIds: number[];
+  /** Token ids of `corrupt`, same length as `cleanIds`. */
+  corruptIds: number[];
+  answerId: number;
+  wrongId: number;
+  /** Free-form provenance (template index, order "ABBA"/"BABA", names, ...). */
+  meta?: Record<string, string | number>;
+}
+
+/** Pairs that all share one token length, so they can be stacked into a [batch, length] tensor. */
+export interface PairBatch {
+  pairs: PromptPair[];
+  /** Token length shared by every clean and corrupt prompt in the batch. */
+  length: number;
+}
