@@ -1,0 +1,149 @@
+/**
+ * The computational graph of a GPT-2 at the granularity of EAP-IG (Hanna et al. 2024):
+ *
+ * - nodes: `input` (token + position embedding), every head `a{l}.h{h}`, every MLP `m{l}`, `logits`;
+ * - targets (node inputs): each head has three, `a{l}.h{h}<q>`, `<k>`, `<v>`; each MLP one, `m{l}`;
+ *   the logits one, `logits`;
+ * - edges: from every upstream node to every target it can read. A head in layer l reads the input
+ *   and every node of layers < l; MLP l reads those and the heads of layer l; the logits read all.
+ *
+ * Nodes are numbered in forward order (input, a0.h0..a0.h{H-1}, m0, a1.h0, ..., m{L-1}, logits),
+ * so the upstream nodes of any target are a prefix of that order: edge (u → t) exists iff
+ * u < nUpstream(t). Edge indices run target by target, upstream node by upstream node.
+ */
+
+/** What kind of component a node is (the attribution-graph `feature_type`). */
+export type NodeKind = 'embedding' | 'attention' | 'mlp' | 'logits';
+
+/** Which input of a head a target is; MLP and logits inputs have none. */
+export type HeadInput = 'q' | 'k' | 'v';
+
+/** A node of the graph. */
+export interface GraphNode {
+  index: number;
+  /** `input`, `a{l}.h{h}`, `m{l}` or `logits`. */
+  id: string;
+  kind: NodeKind;
+  /** Layer; the input is −1 and the logits are nLayers. */
+  layer: number;
+  head?: number;
+}
+
+/** A node input (edge target). */
+export interface GraphTarget {
+  index: number;
+  /** `a{l}.h{h}<q>`, `m{l}` or `logits`. */
+  id: string;
+  /** Node that reads this input. */
+  node: number;
+  input?: HeadInput;
+  /** Number of upstream nodes (they are nodes 0 .. nUp-1). */
+  nUp: number;
+  /** Index of this target's first edge. */
+  edgeOffset: number;
+}
+
+/** The edge graph of a model with nLayers × nHeads. */
+export interface CircuitGraph {
+  nLayers: number;
+  nHeads: number;
+  nodes: GraphNode[];
+  targets: GraphTarget[];
+  /** Total number of edges. */
+  nEdges: number;
+}
+
+/** One edge, resolved. */
+export interface GraphEdge {
+  index: number;
+  source: GraphNode;
+  target: GraphTarget;
+}
+
+/** Index of the node `a{l}.h{h}`. */
+export function headNode(nHeads: number, l: number, h: number): number {
+  return 1 + l * (nHeads + 1) + h;
+}
+
+/** Index of the node `m{l}`. */
+export function mlpNode(nHeads: number, l: number): number {
+  return 1 + l * (nHeads + 1) + nHeads;
+}
+
+/**
+ * Number of edges of the EAP-IG graph, in closed form:
+ * heads: 3H · Σ_l (1 + l(H+1)); MLPs: Σ_l (1 + (l+1)H + l); logits: 1 + L(H+1).
+ * GPT-2 small (12 × 12) has 32,491.
+ */
+export function edgeCountFormula(nLayers: number, nHeads: number): number {
+  const L = nLayers;
+  const H = nHeads;
+  const sumL = (L * (L - 1)) / 2; // Σ_{l<L} l
+  const heads = 3 * H * (L + (H + 1) * sumL);
+  const mlps = L * (1 + H) + (H + 1) * sumL;
+  const logits = 1 + L * (H + 1);
+  return heads + mlps + logits;
+}
+
+/** Build the graph of a model with `nLayers` blocks of `nHeads` heads. */
+export function buildGraph(nLayers: number, nHeads: number): CircuitGraph {
+  if (!Number.isInteger(nLayers) || nLayers < 1) throw new Error(`buildGraph: nLayers must be a positive integer, got ${nLayers}`);
+  if (!Number.isInteger(nHeads) || nHeads < 1) throw new Error(`buildGraph: nHeads must be a positive integer, got ${nHeads}`);
+  const nodes: GraphNode[] = [{ index: 0, id: 'input', kind: 'embedding', layer: -1 }];
+  for (let l = 0; l < nLayers; l++) {
+    for (let h = 0; h < nHeads; h++) nodes.push({ index: nodes.length, id: `a${l}.h${h}`, kind: 'attention', layer: l, head: h });
+    nodes.push({ index: nodes.length, id: `m${l}`, kind: 'mlp', layer: l });
+  }
+  nodes.push({ index: nodes.length, id: 'logits', kind: 'logits', layer: nLayers });
+  const targets: GraphTarget[] = [];
+  let offset = 0;
+  const add = (id: string, node: number, nUp: number, input?: HeadInput) => {
+    targets.push({ index: targets.length, id, node, nUp, edgeOffset: offset, ...(input ? { input } : {}) });
+    offset += nUp;
+  };
+  for (let l = 0; l < nLayers; l++) {
+    const headUp = headNode(nHeads, l, 0); // input + all nodes of earlier layers
+    for (const input of ['q', 'k', 'v'] as const) for (let h = 0; h < nHeads; h++) add(`a${l}.h${h}<${input}>`, headNode(nHeads, l, h), headUp, input);
+    add(`m${l}`, mlpNode(nHeads, l), mlpNode(nHeads, l));
+  }
+  add('logits', nodes.length - 1, nodes.length - 1);
+  return { nLayers, nHeads, nodes, targets, nEdges: offset };
+}
+
+/** Targets of layer l in order: q (H), k (H), v (H), mlp; `layer = nLayers` gives [logits]. */
+export function layerTargets(g: CircuitGraph, l: number): GraphTarget[] {
+  if (l === g.nLayers) return [g.targets[g.targets.length - 1]];
+  const per = 3 * g.nHeads + 1;
+  return g.targets.slice(l * per, (l + 1) * per);
+}
+
+/** Resolve edge `e` to its source node and target. */
+export function edgeAt(g: CircuitGraph, e: number): GraphEdge {
+  if (!Number.isInteger(e) || e < 0 || e >= g.nEdges) throw new Error(`edge index ${e} is out of range [0, ${g.nEdges})`);
+  // Binary search over target offsets.
+  let lo = 0;
+  let hi = g.targets.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (g.targets[mid].edgeOffset <= e) lo = mid;
+    else hi = mid - 1;
+  }
+  const target = g.targets[lo];
+  return { index: e, source: g.nodes[e - target.edgeOffset], target };
+}
+
+/** Edge name in EAP-IG style: `a0.h1->a2.h3<q>`. */
+export function edgeName(g: CircuitGraph, e: number): string {
+  const { source, target } = edgeAt(g, e);
+  return `${source.id}->${target.id}`;
+}
+
+/** Index of the edge `source → target` (ids as in {@link edgeName}); throws if there is none. */
+export function edgeIndex(g: CircuitGraph, sourceId: string, targetId: string): number {
+  const t = g.targets.find((x) => x.id === targetId);
+  if (!t) throw new Error(`unknown edge target "${targetId}" (targets look like a1.h0<q>, m0, logits)`);
+  const s = g.nodes.findIndex((n) => n.id === sourceId);
+  if (s < 0) throw new Error(`unknown node "${sourceId}" (nodes look like input, a0.h1, m0)`);
+  if (s >= t.nUp) throw new Error(`there is no edge ${sourceId}->${targetId}: ${sourceId} is not upstream of ${targetId}`);
+  return t.edgeOffset + s;
+}

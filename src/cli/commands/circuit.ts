@@ -1,0 +1,208 @@
+/**
+ * `relp circuit`: edge attribution (EAP / EAP-RelP / EAP-IG / exact), circuit selection,
+ * faithfulness curves and export.
+ *
+ *   relp circuit [--model DIR] (--task ioi [--n N] [--seed S] | --dataset FILE)
+ *     --method eap|eap-relp|eap-ig|exact[,more] [--rules P] [--ig-steps k]
+ *     [--edges N | --threshold T] [--selection topn|greedy] [--ablation corrupt|mean|zero] --out DIR
+ *
+ * Writes DIR/circuit.json and DIR/faithfulness.json; prints a JSON summary on stdout (progress and
+ * notes go to stderr).
+ */
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
+import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
+import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
+import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
+import { runCircuit } from '../../circuits/run-circuit.ts';
+import { countEdges } from '../../circuits/prune.ts';
+import { edgeCountFormula } from '../../circuits/graph.ts';
+import { loadModelWithTokenizer } from '../../models/load-model.ts';
+import { toPatchingData, type PatchingData } from '../../patching/data.ts';
+import { barProgress, silentProgress } from '../../patching/progress.ts';
+import { resolveRules } from '../../relp/rules.ts';
+import { generateIoi, groupByLength } from '../../tasks/ioi.ts';
+import { loadJsonlDataset } from '../../tasks/jsonl.ts';
+import type { PromptPair } from '../../tasks/types.ts';
+
+/** Parsed options of `relp circuit`. */
+export interface CircuitCommandOptions {
+  model?: string;
+  task?: string;
+  n: number;
+  seed: number;
+  corruption: 'abc' | 'swap';
+  dataset?: string;
+  method: EdgeMethod[];
+  rules: string;
+  igSteps: number;
+  edges?: number;
+  threshold?: number;
+  selection: 'topn' | 'greedy';
+  ablation: Ablation;
+  curvePoints: number;
+  reference: 'auto' | 'none' | 'patching' | 'gpt2-ioi';
+  out: string;
+  progress?: boolean;
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number ≥ 0, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function methodList(v: string): EdgeMethod[] {
+  const ms = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (ms.length === 0) throw new InvalidArgumentError(`give at least one method (${EDGE_METHODS.join(', ')})`);
+  try {
+    return [...new Set(ms.map(parseEdgeMethod))];
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/**
+ * Pairs for the IOI task: generate, group by token length, and keep the first `n` of the largest
+ * group (every prompt of a run must have one length). Generates extra pairs so `n` usually survive.
+ */
+export function ioiPairs(tokenizer: Parameters<typeof generateIoi>[0], n: number, seed: number, corruption: 'abc' | 'swap'): PromptPair[] {
+  const pairs = generateIoi(tokenizer, { n: Math.max(4 * n, 64), seed, corruption });
+  const groups = groupByLength(pairs).sort((a, b) => b.pairs.length - a.pairs.length);
+  const best = groups[0];
+  if (best.pairs.length < n) process.stderr.write(`relp circuit: only ${best.pairs.length} IOI prompts share one token length (${best.length}); using them\n`);
+  return best.pairs.slice(0, n);
+}
+
+/** Run the command (also called by tests). Returns the summary printed to stdout. */
+export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Record<string, unknown>> {
+  if ((opts.task === undefined) === (opts.dataset === undefined)) throw new Error('give exactly one of --task ioi or --dataset FILE');
+  if (opts.task !== undefined && opts.task !== 'ioi') throw new Error(`unknown task "${opts.task}" (only "ioi"; use --dataset FILE for others)`);
+  if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
+  if (opts.method.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
+  const loaded = await loadModelWithTokenizer(opts.model);
+  const { model, tokenizer } = loaded;
+  try {
+    let data: PatchingData;
+    if (opts.dataset) {
+      const pairs = loadJsonlDataset(opts.dataset, tokenizer);
+      const groups = groupByLength(pairs);
+      if (groups.length > 1) {
+        throw new Error(`${opts.dataset}: prompts tokenize to ${groups.length} different lengths (${groups.map((g) => `${g.length}: ${g.pairs.length}`).join(', ')}); a circuit run needs one length`);
+      }
+      data = toPatchingData(pairs);
+    } else {
+      data = toPatchingData(ioiPairs(tokenizer, opts.n, opts.seed, opts.corruption));
+    }
+    let referenceHeads: HeadRef[] | undefined;
+    let referenceSource: string | null = null;
+    const ref = opts.reference;
+    if (ref === 'gpt2-ioi' || (ref === 'auto' && opts.task === 'ioi' && isGpt2SmallShape(model.cfg))) {
+      referenceHeads = gpt2SmallIoiHeads();
+      referenceSource = 'gpt2-small IOI heads (Wang et al. 2022)';
+    } else if (ref === 'patching' || ref === 'auto') {
+      referenceHeads = (await patchingReferenceHeads(model, data)).heads;
+      referenceSource = 'activation patching of z (|effect| ≥ 10% of the largest)';
+    }
+    const progress = opts.progress === false ? silentProgress : barProgress();
+    if (opts.method.includes('exact')) {
+      const { nLayers: L, nHeads: H } = model.cfg;
+      process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${edgeCountFormula(L, H)} edges); meant for small models\n`);
+    }
+    const run = runCircuit(model, data, {
+      methods: opts.method,
+      rules: opts.rules,
+      igSteps: opts.igSteps,
+      edges: opts.edges,
+      threshold: opts.threshold,
+      selection: opts.selection,
+      ablation: opts.ablation,
+      curvePoints: opts.curvePoints,
+      referenceHeads,
+      progress,
+    });
+    const scores: Record<string, Float32Array> = {};
+    for (const m of opts.method) scores[m] = run.scores[m]!.scores;
+    const task = opts.task ?? opts.dataset!;
+    const circuit = circuitToJson({
+      graph: run.graph,
+      mask: run.mask,
+      scores,
+      model: loaded.path,
+      task,
+      pruningThreshold: opts.threshold ?? null,
+      extra: {
+        model_sha256: loaded.sha256,
+        prompts: data.clean.length,
+        positions: data.pos,
+        ablation: opts.ablation,
+        rules: opts.method.includes('eap-relp') ? opts.rules : undefined,
+        ig_steps: opts.method.includes('eap-ig') ? opts.igSteps : undefined,
+        selected_edges: run.selected,
+        recovered: run.circuitRecovered,
+        baselines: run.scores[opts.method[0]]!.baselines,
+        reference_heads: referenceHeads ?? null,
+        reference_source: referenceSource,
+        head_auc: run.headAuc ?? null,
+        reference_recovered: run.referenceRecovered ?? null,
+      },
+    });
+    const paths = writeCircuitFiles(opts.out, circuit, run.curves);
+    return {
+      out: paths,
+      prompts: data.clean.length,
+      edges_total: run.graph.nEdges,
+      circuit_edges: countEdges(run.mask),
+      circuit_recovered: run.circuitRecovered,
+      methods: Object.fromEntries(
+        run.curves.map((c) => [c.method, { auc: c.auc, edges_for_80: c.edges_for_80, seconds: run.seconds[c.method], head_auc: run.headAuc?.[c.method as EdgeMethod] ?? null }]),
+      ),
+      reference_recovered: run.referenceRecovered ?? null,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Register `circuit` on the program. */
+export function register(program: Command): void {
+  program
+    .command('circuit')
+    .description('Find a circuit by edge attribution (EAP, EAP-RelP, EAP-IG or exact edge patching) and measure its faithfulness')
+    .option('--model <dir>', 'model folder (default: the embedded IOI model)')
+    .option('--task <name>', 'built-in task: ioi')
+    .option('--n <n>', 'number of prompts for --task', positiveInt('--n'), 32)
+    .option('--seed <s>', 'dataset seed for --task', positiveInt('--seed'), 1)
+    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'))
+    .option('--dataset <file>', 'JSONL prompt pairs {clean, corrupt, answer, wrong} of one token length')
+    .requiredOption('--method <list>', `edge scoring method(s), comma-separated: ${EDGE_METHODS.join(', ')}; the first selects the circuit`, methodList)
+    .option('--rules <preset>', 'LRP rule preset for eap-relp', 'relp')
+    .option('--ig-steps <k>', 'interpolation steps for eap-ig', positiveInt('--ig-steps'), 5)
+    .option('--edges <n>', 'circuit size in edges (default 5% of all edges)', positiveInt('--edges'))
+    .option('--threshold <t>', 'keep edges with |score| ≥ t instead of a fixed count', nonNegativeNumber)
+    .addOption(new Option('--selection <how>', 'how a fixed-size circuit is chosen').choices(['topn', 'greedy']).default('topn'))
+    .option('--ablation <kind>', 'what edges outside the circuit carry: corrupt, mean or zero', (v: string) => {
+      try {
+        return parseAblation(v);
+      } catch (e) {
+        throw new InvalidArgumentError((e as Error).message);
+      }
+    }, 'corrupt')
+    .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt('--curve-points'), 10)
+    .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
+    .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
+    .option('--no-progress', 'no progress bar on stderr')
+    .action(async (opts: CircuitCommandOptions) => {
+      const summary = await runCircuitCommand(opts);
+      process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+    });
+}
