@@ -7,9 +7,10 @@ import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import type { Hook } from '../../src/hooks/hook-point.ts';
 import { configFromHF, type GPT2Config } from '../../src/models/config.ts';
-import { mulberry32, randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
+import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
+import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
 
 export const cfg: GPT2Config = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
 
@@ -19,13 +20,7 @@ export function tinyModel(seed = 5): { model: HookedTransformer; sd: StateDict }
 }
 
 export function randomPairs(n: number, pos: number, seed: number): PromptPair[] {
-  const r = mulberry32(seed);
-  const id = () => Math.floor(r() * cfg.dVocab);
-  return Array.from({ length: n }, () => {
-    const clean = Array.from({ length: pos }, id);
-    const corrupt = clean.map((t, i) => (i % 2 === 1 ? id() : t));
-    return { clean: '', corrupt: '', answer: '', wrong: '', cleanIds: clean, corruptIds: corrupt, answerId: 3, wrongId: 7 };
-  });
+  return randomPairsOf(n, pos, seed, cfg.dVocab);
 }
 
 export function tinyData(n = 3, pos = 5, seed = 17): PatchingData {

@@ -2,23 +2,18 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { configFromHF } from '../../src/models/config.ts';
-import { randomStateDict, mulberry32 } from '../../src/models/state-dict.ts';
+import { randomStateDict } from '../../src/models/state-dict.ts';
 import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { componentSpec, gridCells, type ComponentName } from '../../src/patching/components.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
 import { flatten } from '../../src/patching/score-grid.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
+import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
 
 const cfg = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
 
 function randomPairs(n: number, pos: number, seed: number): PromptPair[] {
-  const r = mulberry32(seed);
-  const id = () => Math.floor(r() * cfg.dVocab);
-  return Array.from({ length: n }, () => {
-    const clean = Array.from({ length: pos }, id);
-    const corrupt = clean.map((t, i) => (i % 2 === 1 ? id() : t));
-    return { clean: '', corrupt: '', answer: '', wrong: '', cleanIds: clean, corruptIds: corrupt, answerId: 3, wrongId: 7 };
-  });
+  return randomPairsOf(n, pos, seed, cfg.dVocab);
 }
 
 /** Naive reference: one full forward per patch, with TransformerLens-style hooks. */
