@@ -1,17 +1,22 @@
 /**
  * Backend selection for TensorFlow.js.
  *
- * Order: `tensorflow` (tfjs-node-gpu / tfjs-node, when importable) → `wasm` → `cpu`.
- * `RELP_BACKEND=tensorflow|wasm|cpu` forces one. After setting a backend we check
- * `tf.getBackend()` because `tf.setBackend` can silently fall back.
+ * Order: `tensorflow` (tfjs-node-gpu / tfjs-node, when importable) → `webgpu` (only on a real
+ * GPU; see src/backend/webgpu.ts) → `wasm` → `cpu`.
+ * `RELP_BACKEND=tensorflow|wasm|cpu|webgpu` forces one (`webgpu` then also accepts a software
+ * adapter such as Mesa llvmpipe). After setting a backend we check `tf.getBackend()` because
+ * `tf.setBackend` can silently fall back.
  */
 import * as tf from '@tensorflow/tfjs';
 import { installWasmMatmulFix } from './backend/wasm-matmul.ts';
+import { openWebgpu, releaseWebgpu } from './backend/webgpu.ts';
 
 /** Backends relp knows how to start. */
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
 
-const KNOWN: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const KNOWN: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu', 'webgpu'];
+/** Automatic order. webgpu is taken only with a real GPU adapter (a software one is slower than wasm). */
+const AUTO_ORDER: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 async function tryImport(spec: string): Promise<boolean> {
   try {
@@ -22,9 +27,17 @@ async function tryImport(spec: string): Promise<boolean> {
   }
 }
 
-async function register(name: BackendName): Promise<boolean> {
+/** Why the last `register('webgpu')` failed, for the error message. */
+let webgpuFailure = '';
+
+async function register(name: BackendName, explicit: boolean): Promise<boolean> {
   if (name === 'cpu') return true; // bundled with @tensorflow/tfjs
   if (name === 'wasm') return tryImport('@tensorflow/tfjs-backend-wasm');
+  if (name === 'webgpu') {
+    const r = await openWebgpu({ allowSoftware: explicit });
+    webgpuFailure = r.ok ? '' : r.reason;
+    return r.ok;
+  }
   // The native binding registers the 'tensorflow' backend on import.
   return (await tryImport('@tensorflow/tfjs-node-gpu')) || (await tryImport('@tensorflow/tfjs-node'));
 }
@@ -53,7 +66,8 @@ export async function initBackend(preferred?: string): Promise<BackendName> {
       throw new Error(`RELP_BACKEND="${wanted}" is not a known backend (use one of: ${KNOWN.join(', ')})`);
     }
     const name = wanted as BackendName;
-    if (!(await register(name))) {
+    if (!(await register(name, true))) {
+      if (name === 'webgpu') throw new Error(`backend "webgpu" was requested but cannot start: ${webgpuFailure}`);
       const pkg = name === 'tensorflow' ? '@tensorflow/tfjs-node-gpu (or @tensorflow/tfjs-node)' : '@tensorflow/tfjs-backend-wasm';
       throw new Error(`backend "${name}" was requested but ${pkg} cannot be imported; install it or unset RELP_BACKEND`);
     }
@@ -61,17 +75,18 @@ export async function initBackend(preferred?: string): Promise<BackendName> {
     active = name;
     return name;
   }
-  for (const name of KNOWN) {
-    if (!(await register(name))) continue;
+  for (const name of AUTO_ORDER) {
+    if (!(await register(name, false))) continue;
     try {
       await activate(name);
       active = name;
       return name;
     } catch {
+      if (name === 'webgpu') releaseWebgpu(); // free the device before falling back
       // fall through to the next backend in order
     }
   }
-  throw new Error('no tfjs backend could be initialised (tried tensorflow, wasm, cpu)');
+  throw new Error(`no tfjs backend could be initialised (tried ${AUTO_ORDER.join(', ')})`);
 }
 
 /** The backend currently in use (after {@link initBackend}). */
