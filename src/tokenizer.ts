@@ -36,9 +36,11 @@ type TokenizerClass = new (tokenizerJSON: unknown, tokenizerConfig: unknown) => 
 
 /**
  * A loaded tokenizer. Encoding never adds special tokens by itself; BOS is only added by
- * `toTokens`/`toStrTokens` when `prependBos` is set. Decoding is lossless: the tokenizer's
- * "clean up tokenization spaces" post-processing is switched off, so `decode(encode(s)) === s`
- * for byte-level BPE (GPT-2) and for single-spaced text with a word-level vocabulary.
+ * `toTokens`/`toStrTokens` when `prependBos` is set. The tokenizer's "clean up tokenization
+ * spaces" post-processing is switched off, so `decode(encode(s)) === s` for byte-level BPE
+ * (GPT-2). Word-level vocabularies decode as their decoder says: the embedded model's puts a
+ * space before every word (`decode([Mary]) === " Mary"`, as for GPT-2 words), so a text without a
+ * leading space comes back with one.
  */
 export class Tokenizer {
   /** The underlying transformers.js tokenizer (escape hatch; prefer the methods below). */
