@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import { initBackend } from '../backend.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 
@@ -27,8 +28,12 @@ export interface LoadedModel {
   format: 'safetensors' | 'onnx';
 }
 
-/** Load a model folder (default: the embedded model). */
+/**
+ * Load a model folder (default: the embedded model). Starts the tfjs backend first
+ * ({@link initBackend}, idempotent), so library users never fall back to the slow `cpu` backend.
+ */
 export async function loadModel(dir?: string): Promise<LoadedModel> {
+  await initBackend();
   const path = resolve(dir ?? EMBEDDED_MODEL_DIR);
   if (!existsSync(path)) {
     throw new Error(dir ? `model folder not found: ${path}` : `the embedded model is missing at ${path} (run npm run train:toy)`);
