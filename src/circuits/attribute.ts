@@ -23,7 +23,7 @@ import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { layerTargets, type CircuitGraph, type GraphTarget } from './graph.ts';
-import { graphForward, graphForwardRaw, type GraphProbes } from './graph-forward.ts';
+import { graphForward, graphForwardRaw, type GraphForwardOptions, type GraphProbes } from './graph-forward.ts';
 
 /** Edge-scoring methods. */
 export const EDGE_METHODS = ['eap', 'eap-relp', 'eap-ig', 'exact'] as const;

@@ -70,7 +70,8 @@ export function geluExact(x: tf.Tensor): tf.Tensor {
 const identityGeluNew = identityRule(geluNew);
 const identityGeluExact = identityRule(geluExact);
 
-type Hook = (name: string, x: tf.Tensor) => tf.Tensor;
+/** Applies the hooks at a point (the identity when there are none). */
+export type Hook = (name: string, x: tf.Tensor) => tf.Tensor;
 
 /** y = x @ W + b on the last axis, via a 2-D matmul. x [..., in] → [..., out]. */
 export function linear(x: tf.Tensor, w: tf.Tensor2D, b?: tf.Tensor1D): tf.Tensor {

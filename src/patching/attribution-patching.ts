@@ -17,7 +17,7 @@ import { componentSpec, parseComponents, type ComponentName, type ComponentSpec 
 import type { PatchingData } from './data.ts';
 import { aggregate, resolveMetric, type Metric } from './metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext } from './baselines.ts';
-import type { Direction } from './activation-patching.ts';
+import type { Direction, activationPatch } from './activation-patching.ts';
 import { nest, type MethodScores } from './score-grid.ts';
 import { silentProgress, type Progress } from './progress.ts';
 

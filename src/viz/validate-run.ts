@@ -6,7 +6,8 @@
 import { ViewerDataError } from './errors.ts';
 import { SCORE_LAYOUTS, type NestedNumbers, type RunFile, type ScoreAxis, type ScoreTensor } from './types.ts';
 
-type Obj = Record<string, unknown>;
+/** A plain JSON object. */
+export type Obj = Record<string, unknown>;
 
 /** True for a plain JSON object. */
 export function isObject(v: unknown): v is Obj {

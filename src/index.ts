@@ -1,0 +1,32 @@
+/**
+ * relp's public API. Import from here (`import { loadModel, activationPatch } from 'relp'`)
+ * or from the module files directly.
+ */
+export { initBackend, currentBackend, type BackendName } from './backend.ts';
+export { guardMemory, estimateBytes, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from './backend/memory-guard.ts';
+export { HookedTransformer, type ForwardOptions, type CacheOptions, type CacheAndGrads, type MetricFn, type TokenInput } from './hooks/hooked-transformer.ts';
+export type { Hook, HookFn } from './hooks/hook-point.ts';
+export { allHookNames, hookShape } from './hooks/hook-points.ts';
+export { disposeCache, getActivation, type ActivationCache } from './hooks/activation-cache.ts';
+export { configFromHF, configToHF, type GPT2Config } from './models/config.ts';
+export { randomStateDict, validateStateDict, type StateDict } from './models/state-dict.ts';
+export { loadModel, loadModelWithTokenizer, EMBEDDED_MODEL_DIR, type LoadedModel } from './models/load-model.ts';
+export { loadCheckpoint } from './models/checkpoint.ts';
+export { downloadModel } from './models/download.ts';
+export { loadTokenizer, Tokenizer } from './tokenizer.ts';
+export { generateIoi, groupByLength } from './tasks/ioi.ts';
+export { ioiSameLength, loadDataset } from './tasks/dataset.ts';
+export { loadJsonlDataset, parseJsonlDataset, writeJsonlDataset } from './tasks/jsonl.ts';
+export type { PromptPair } from './tasks/types.ts';
+export { toPatchingData, type PatchingData } from './patching/data.ts';
+export { METRICS, logitDiff, normalisedLogitDiff, probDiff, negKlToClean, type Metric } from './patching/metrics.ts';
+export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } from './patching/components.ts';
+export { activationPatch, type ActivationPatchOptions, type Direction, type PatchResult } from './patching/activation-patching.ts';
+export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionResult } from './patching/attribution-patching.ts';
+export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
+export { correlationTable, formatCorrelationTable, type CorrelationTable } from './patching/correlation.ts';
+export { readRunFile, writeRunFile, type RunFile } from './patching/run-file.ts';
+export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
+export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './relp/rules.ts';
+export { inputRelevance, heatLine } from './relp/input-relevance.ts';
+export { startViewer, createViewerApp } from './viz/server.ts';
