@@ -238,7 +238,8 @@ export class HookedTransformer {
   runWithCache(tokens: TokenInput | undefined, opts: CacheOptions = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
     const names = this.resolveNames(opts.names);
     const [b, p] = this.inputShape(tokens, opts.resid);
-    guardMemory(this.cfg, { batch: b, pos: p, cachedResiduals: names.length * 2 }, 'runWithCache');
+    // The cache holds tensors the forward's scope keeps alive anyway: no extra memory.
+    guardMemory(this.cfg, { batch: b, pos: p }, 'runWithCache');
     return tf.tidy(() => {
       const cache: ActivationCache = {};
       const hooks: Hook[] = [
@@ -260,7 +261,10 @@ export class HookedTransformer {
     const names = this.resolveNames(opts.names);
     if (names.length === 0) throw new Error('runWithCacheAndGrads: no hook names to take gradients at (options.names is empty)');
     const [b, p] = this.inputShape(tokens, opts.resid);
-    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: names.length * 2 }, 'a forward and backward pass');
+    // Each probed hook costs about 5 copies of its activation (probe, cache, gradient, tape), measured
+    // in units of one residual stream [b, p, d_model].
+    const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
+    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel) }, 'a forward and backward pass');
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {
