@@ -37,6 +37,12 @@ export interface GPT2Tensors {
   wteT?: tf.Tensor2D;
 }
 
+/** Keys and values of the positions before a suffix, [batch, prefix, head, d_head] each. */
+export interface PrefixKV {
+  k: tf.Tensor;
+  v: tf.Tensor;
+}
+
 /** Internal options of one forward. */
 export interface ForwardInternals {
   hooks?: CompiledHooks;
@@ -47,6 +53,12 @@ export interface ForwardInternals {
   startAtLayer?: number;
   /** Stop before this block and return its hook_resid_pre instead of logits. */
   stopAtLayer?: number;
+  /**
+   * Cached keys and values of earlier positions, per layer (`prefixKV[l]`, each
+   * [batch, prefix, head, d_head]); `resid` then holds only the later positions. Used by sweeps:
+   * a patch at position p leaves positions < p unchanged, so only the suffix is recomputed.
+   */
+  prefixKV?: (PrefixKV | undefined)[];
   /**
    * Unembed only the last position: logits [b, 1, vocab]. Metrics read the last position, and
    * the unembedding is the largest matmul of a GPT-2 forward, so sweeps skip the rest.
@@ -91,14 +103,18 @@ function layerNorm(x: tf.Tensor, w: tf.Tensor1D, b: tf.Tensor1D, eps: number, pr
   return hook(`${prefix}.hook_normalized`, tf.add(tf.mul(tf.div(xc, scale), w), b)); // [b, p, d]
 }
 
-/** Additive causal mask [pos, pos]: 0 on and below the diagonal, −1e9 above (finite, so LRP rules never see ∞). */
-export function causalMask(pos: number): tf.Tensor2D {
-  const data = new Float32Array(pos * pos);
-  for (let i = 0; i < pos; i++) for (let j = i + 1; j < pos; j++) data[i * pos + j] = -1e9;
-  return tf.tensor2d(data, [pos, pos]);
+/**
+ * Additive causal mask [pos, prefix + pos]: query i (absolute position prefix + i) sees keys
+ * j ≤ prefix + i; 0 where allowed, −1e9 above (finite, so LRP rules never see ∞).
+ */
+export function causalMask(pos: number, prefix = 0): tf.Tensor2D {
+  const keys = prefix + pos;
+  const data = new Float32Array(pos * keys);
+  for (let i = 0; i < pos; i++) for (let j = prefix + i + 1; j < keys; j++) data[i * keys + j] = -1e9;
+  return tf.tensor2d(data, [pos, keys]);
 }
 
-function attention(x: tf.Tensor, bw: BlockWeights, cfg: GPT2Config, l: number, hook: Hook, hooks: CompiledHooks | undefined, rules: RuleSet): tf.Tensor {
+function attention(x: tf.Tensor, bw: BlockWeights, cfg: GPT2Config, l: number, hook: Hook, hooks: CompiledHooks | undefined, rules: RuleSet, prefix?: PrefixKV): tf.Tensor {
   const [batch, pos] = x.shape;
   const { nHeads: h, dHead: dh, dModel: d } = cfg;
   const p = `blocks.${l}.attn.`;
@@ -108,10 +124,13 @@ function attention(x: tf.Tensor, bw: BlockWeights, cfg: GPT2Config, l: number, h
   const k = hook(p + 'hook_k', tf.reshape(k0, [batch, pos, h, dh])); // [b, p, h, dh]
   const v = hook(p + 'hook_v', tf.reshape(v0, [batch, pos, h, dh])); // [b, p, h, dh]
   const qT = tf.transpose(q, [0, 2, 1, 3]); // [b, h, q, dh]
-  const kT = tf.transpose(k, [0, 2, 3, 1]); // [b, h, dh, k]
-  const vT = tf.transpose(v, [0, 2, 1, 3]); // [b, h, k, dh]
+  // With a cached prefix, queries are the suffix only and keys/values span every position.
+  const kAll = prefix ? tf.concat([prefix.k, k], 1) : k; // [b, prefix + p, h, dh]
+  const vAll = prefix ? tf.concat([prefix.v, v], 1) : v; // [b, prefix + p, h, dh]
+  const kT = tf.transpose(kAll, [0, 2, 3, 1]); // [b, h, dh, k]
+  const vT = tf.transpose(vAll, [0, 2, 1, 3]); // [b, h, k, dh]
   const qk = rules.uniformQK ? uniformMatMul(qT, kT) : tf.matMul(qT, kT);
-  let scores = tf.add(tf.mul(qk, 1 / Math.sqrt(dh)), causalMask(pos)); // [b, h, q, k]
+  let scores = tf.add(tf.mul(qk, 1 / Math.sqrt(dh)), causalMask(pos, prefix ? (prefix.k.shape[1] as number) : 0)); // [b, h, q, k]
   scores = hook(p + 'hook_attn_scores', scores);
   let pattern = rules.softmaxTaylor ? taylorSoftmax(scores) : tf.softmax(scores); // [b, h, q, k]
   pattern = hook(p + 'hook_pattern', pattern);
@@ -166,7 +185,7 @@ export function runBlocks(w: GPT2Tensors, cfg: GPT2Config, resid: tf.Tensor, opt
   for (let l = start; l < stop; l++) {
     const bw = w.blocks[l];
     const pre = hook(`blocks.${l}.hook_resid_pre`, x); // [b, p, d]
-    const attnOut = hook(`blocks.${l}.hook_attn_out`, attention(layerNorm(pre, bw.ln1W, bw.ln1B, cfg.eps, `blocks.${l}.ln1`, hook, rules), bw, cfg, l, hook, hooks, rules));
+    const attnOut = hook(`blocks.${l}.hook_attn_out`, attention(layerNorm(pre, bw.ln1W, bw.ln1B, cfg.eps, `blocks.${l}.ln1`, hook, rules), bw, cfg, l, hook, hooks, rules, opts.prefixKV?.[l]));
     const mid = hook(`blocks.${l}.hook_resid_mid`, tf.add(pre, attnOut)); // [b, p, d]
     const mlpOut = hook(`blocks.${l}.hook_mlp_out`, mlp(layerNorm(mid, bw.ln2W, bw.ln2B, cfg.eps, `blocks.${l}.ln2`, hook, rules), bw, cfg, l, hook, rules));
     x = hook(`blocks.${l}.hook_resid_post`, tf.add(mid, mlpOut)); // [b, p, d]

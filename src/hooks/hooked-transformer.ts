@@ -36,6 +36,12 @@ export interface ForwardOptions {
   oneHotEmbed?: boolean;
   /** Return logits for the last position only, [batch, 1, vocab] (faster; ln_final hooks see [batch, 1, d_model]). */
   lastPositionOnly?: boolean;
+  /**
+   * With `startAtLayer` and `resid` holding only the positions after a prefix: the prefix's cached
+   * keys and values per layer (`prefixKV[l] = {k, v}`, each [batch, prefix, head, d_head], from
+   * `blocks.{l}.attn.hook_k/hook_v`). Hooks then see suffix-shaped activations.
+   */
+  prefixKV?: ({ k: tf.Tensor; v: tf.Tensor } | undefined)[];
 }
 
 /** Options of {@link HookedTransformer.runWithCache}. */
@@ -204,7 +210,8 @@ export class HookedTransformer {
       const t = this.tokenTensor(tokens);
       resid = embed(this.w, t, hooks ? hooks.run : (_n, x) => x, !!opts.oneHotEmbed);
     }
-    return runBlocks(this.w, this.cfg, resid, { hooks, rules: opts.rules, startAtLayer: start, lastPositionOnly: opts.lastPositionOnly }) as tf.Tensor3D;
+    if (opts.prefixKV && !opts.resid) throw new Error('prefixKV needs resid (the suffix of blocks.{l}.hook_resid_pre) and startAtLayer');
+    return runBlocks(this.w, this.cfg, resid, { hooks, rules: opts.rules, startAtLayer: start, lastPositionOnly: opts.lastPositionOnly, prefixKV: opts.prefixKV }) as tf.Tensor3D;
   }
 
   /**

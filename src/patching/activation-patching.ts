@@ -46,6 +46,23 @@ export interface PatchResult {
   seconds: number;
 }
 
+/**
+ * Split a layer's cells into chunks of at most `per` that share a suffix start: with `cellPos`,
+ * cells are grouped by the first position they patch (latest first); otherwise one group from 0.
+ */
+export function chunkCells(cells: number[][], per: number, cellPos?: (cell: number[]) => number): { start: number; idx: number[] }[] {
+  const groups = new Map<number, number[]>();
+  cells.forEach((c, i) => {
+    const s = cellPos ? cellPos(c) : 0;
+    groups.set(s, [...(groups.get(s) ?? []), i]);
+  });
+  const out: { start: number; idx: number[] }[] = [];
+  for (const [start, idx] of [...groups].sort((a, b) => b[0] - a[0])) {
+    for (let i = 0; i < idx.length; i += per) out.push({ start, idx: idx.slice(i, i + per) });
+  }
+  return out;
+}
+
 /** A key that changes whenever the sweep's inputs change, so stale checkpoints are ignored. */
 function sweepKey(model: HookedTransformer, data: PatchingData, metric: Metric, direction: Direction): string {
   const w = model.params.get('wte.weight')!.dataSync();
@@ -77,7 +94,12 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
   const specs = components.map(componentSpec);
   const srcNames = [...new Set(specs.flatMap((s) => Array.from({ length: cfg.nLayers }, (_, l) => s.hook(l))))];
-  const baseNames = Array.from({ length: cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  const residNames = Array.from({ length: cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  // Suffix-only recomputation needs the base run's keys and values; extra hooks (which may expect
+  // full-length activations) turn it off.
+  const suffixes = !opts.hooks?.length && specs.some((sp) => sp.cellPos);
+  const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => [`blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`]).flat() : [];
+  const baseNames = [...residNames, ...kvNames];
 
   const base = measureBaselines(model, data, metric, opts.hooks);
   const key = sweepKey(model, data, metric, direction);
@@ -102,29 +124,44 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
           progress.increment(cells.length);
           continue;
         }
-        const layerVals: number[] = [];
+        const layerVals: number[] = new Array<number>(cells.length);
         const srcAct = src.cache[spec.hook(l)];
-        const resid = baseRun.cache[baseNames[l]];
-        for (let c0 = 0; c0 < cells.length; c0 += per) {
-          const chunk = cells.slice(c0, c0 + per);
+        const resid = baseRun.cache[residNames[l]];
+        for (const { start, idx } of chunkCells(cells, per, suffixes ? spec.cellPos : undefined)) {
+          const chunk = idx.map((i) => cells[i]);
           const k = chunk.length;
           const ctx = metricContext(data, base.cleanLogProbs, k);
           const vals = tf.tidy(() => {
             const reps = (t: tf.Tensor) => [k, ...Array<number>(t.rank - 1).fill(1)];
+            // Positions before `start` are unchanged by these patches: run only the suffix.
+            const suffix = (t: tf.Tensor) => (start === 0 ? t : tf.slice(t, [0, start], [-1, pos - start]));
             // [k·B, ...act] boolean mask: cell i of the chunk for the i-th group of B prompts.
-            const mask = tf.concat(chunk.map((cell) => tf.tile(spec.cellMask(cfg, pos, cell), [B, ...Array<number>(srcAct.rank - 1).fill(1)])));
-            const srcTiled = tf.tile(srcAct, reps(srcAct));
+            const mask = tf.concat(chunk.map((cell) => tf.tile(suffix(spec.cellMask(cfg, pos, cell)), [B, ...Array<number>(srcAct.rank - 1).fill(1)])));
+            const srcTiled = tf.tile(suffix(srcAct), reps(srcAct));
+            const prefixKV =
+              start === 0
+                ? undefined
+                : Array.from({ length: cfg.nLayers }, (_, j) => {
+                    if (j < l) return undefined;
+                    const kv = (h: string) => {
+                      const t = baseRun.cache[`blocks.${j}.attn.${h}`];
+                      return tf.tile(tf.slice(t, [0, 0], [-1, start]), reps(t));
+                    };
+                    return { k: kv('hook_k'), v: kv('hook_v') };
+                  });
             const logits = model.forward(undefined, {
               startAtLayer: l,
-              resid: tf.tile(resid, reps(resid)),
+              resid: tf.tile(suffix(resid), reps(resid)),
+              prefixKV,
               lastPositionOnly: true,
               hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: (x) => tf.where(tf.broadcastTo(mask, x.shape), srcTiled, x) }],
             });
             return aggregate(metric.perPrompt(lastLogits(logits), ctx), B, metric, base);
           });
           disposeContext(ctx);
-          layerVals.push(...(await vals.data()));
+          const got = await vals.data();
           vals.dispose();
+          idx.forEach((i, j) => (layerVals[i] = got[j]));
           progress.increment(k);
         }
         flat.push(...layerVals);

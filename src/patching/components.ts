@@ -31,6 +31,12 @@ export interface ComponentSpec {
   reduce: (x: tf.Tensor) => tf.Tensor;
   /** Reduce keeping the batch axis: [batch, ...grid]. */
   reducePerPrompt: (x: tf.Tensor) => tf.Tensor;
+  /**
+   * First position a cell's patch touches, when the activation has a position axis at 1 and the
+   * cell patches one position; undefined when it spans all positions. Earlier positions are then
+   * unchanged (causal attention), so sweeps recompute only the suffix.
+   */
+  cellPos?: (cell: number[]) => number;
 }
 
 function oneHotMask(shape: number[], index: number[]): tf.Tensor {
@@ -52,6 +58,7 @@ function residLike(name: ComponentName, suffix: string): ComponentSpec {
     cellMask: (_c, pos, [p]) => oneHotMask([1, pos, 1], [0, p, 0]), // [1, pos, 1]
     reduce: (x) => tf.sum(x, [0, 2]), // [pos]
     reducePerPrompt: (x) => tf.sum(x, 2), // [b, pos]
+    cellPos: ([p]) => p,
   };
 }
 
@@ -86,6 +93,7 @@ const SPECS: Record<ComponentName, ComponentSpec> = {
     cellMask: (c, pos, [h, p]) => oneHotMask([1, pos, c.nHeads, 1], [0, p, h, 0]), // [1, pos, head, 1]
     reduce: (x) => tf.transpose(tf.sum(x, [0, 3])), // [pos, head] → [head, pos]
     reducePerPrompt: (x) => tf.transpose(tf.sum(x, 3), [0, 2, 1]), // [b, head, pos]
+    cellPos: ([, p]) => p,
   },
   pattern: {
     name: 'pattern',
