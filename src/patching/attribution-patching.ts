@@ -15,8 +15,8 @@ import { stopGradient } from '../relp/ops.ts';
 import { resolveRules, type RuleSet } from '../relp/rules.ts';
 import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
 import type { PatchingData } from './data.ts';
-import { aggregate, resolveMetric, type Metric } from './metrics.ts';
-import { disposeContext, lastLogits, measureBaselines, metricContext } from './baselines.ts';
+import { aggregate, checkNormaliser, resolveMetric, type Metric, type MetricBaselines } from './metrics.ts';
+import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
 import type { Direction, activationPatch } from './activation-patching.ts';
 import { nest, type MethodScores } from './score-grid.ts';
 import { silentProgress, type Progress } from './progress.ts';
@@ -92,12 +92,26 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
   const hookNames = [...names];
 
   const t0 = performance.now();
-  const base = measureBaselines(model, data, metric, opts.hooks);
   const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks, lastPositionOnly: true });
-  src.logits.dispose();
+  // Baselines without extra forwards when denoising: the clean value comes from the source run and
+  // the corrupt value from the first backward pass (whose metric is the raw batch mean; gradients
+  // are scaled by the normaliser afterwards).
+  let base: Baselines | (MetricBaselines & { cleanLogProbs: tf.Tensor2D });
+  try {
+    if (direction === 'denoising') {
+      const cleanLogProbs = tf.tidy(() => tf.logSoftmax(lastLogits(src.logits)) as tf.Tensor2D);
+      const ctx = metricContext(data, cleanLogProbs);
+      const clean = tf.tidy(() => tf.mean(metric.perPrompt(lastLogits(src.logits), ctx)).dataSync()[0]);
+      disposeContext(ctx);
+      base = { clean, corrupt: NaN, cleanLogProbs };
+    } else {
+      base = measureBaselines(model, data, metric, opts.hooks);
+    }
+  } finally {
+    src.logits.dispose();
+  }
   const shared = (performance.now() - t0) / 1000;
-  const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
-  const baseValue = norm(direction === 'denoising' ? base.corrupt : base.clean);
+  const raw: Metric = { ...metric, normalise: false };
   const result: AttributionResult = { scores: {}, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: {} };
   try {
     progress.start(methods.reduce((n, m) => n + (m.gradDrop ? L : 1), 0), 'attribution patching');
@@ -107,7 +121,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
       const acc = new Map<string, tf.Tensor>(); // `${component}:${layer}` → per-layer grid
       for (const drop of passes) {
         const ctx = metricContext(data, base.cleanLogProbs);
-        const metricFn = (logits: tf.Tensor3D) => tf.reshape(aggregate(metric.perPrompt(lastLogits(logits), ctx), B, metric, base), []) as tf.Scalar;
+        const metricFn = (logits: tf.Tensor3D) => tf.reshape(aggregate(raw.perPrompt(lastLogits(logits), ctx), B, raw, base), []) as tf.Scalar;
         // GradDrop: stop the gradient through layer `drop`'s contributions to the residual stream
         // (after the probes, so those components' own estimates are zero in that pass).
         const postHooks: Hook[] =
@@ -116,10 +130,17 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
             : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
         const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks, lastPositionOnly: true });
         try {
+          if (Number.isNaN(base.corrupt)) {
+            base.corrupt = r.value.dataSync()[0];
+            checkNormaliser(metric, base);
+            result.baselines.corrupt = base.corrupt;
+          }
+          const scale = metric.normalise ? 1 / (base.clean - base.corrupt) : 1;
           for (const spec of specs) {
             for (let l = 0; l < L; l++) {
               const grid = tf.tidy(() => {
-                const { e, reducer } = elementwise(spec, l, src.cache, r.cache, r.grads, method, cfg.dHead);
+                const { e: eRaw, reducer } = elementwise(spec, l, src.cache, r.cache, r.grads, method, cfg.dHead);
+                const e = tf.mul(eRaw, scale);
                 const g = method.gradDrop ? tf.sum(tf.abs(reducer.reducePerPrompt(e)), 0) : reducer.reduce(e);
                 const prev = acc.get(`${spec.name}:${l}`);
                 return prev ? tf.add(prev, g) : g;
@@ -136,6 +157,8 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
         }
         progress.increment();
       }
+      const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
+      const baseValue = norm(direction === 'denoising' ? base.corrupt : base.clean);
       const scores: MethodScores = {};
       for (const spec of specs) {
         const flat: number[] = [];

@@ -108,6 +108,14 @@ describe('attributionPatch', () => {
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-6);
   });
 
+  it('refuses to normalise when clean and corrupt agree, and frees everything', () => {
+    const same = toPatchingData(randomPairs(2, 5, 2).map((p) => ({ ...p, corruptIds: p.cleanIds })));
+    attributionPatch(model, data, { components: 'resid_pre' }); // warm-up
+    const before = tf.memory().numTensors;
+    expect(() => attributionPatch(model, same, { components: 'resid_pre', methods: [ATP, relpMethod()] })).toThrow(/cannot normalise/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('leaves no tensors behind', () => {
     attributionPatch(model, data, { components: 'every,z', methods: [ATP, relpMethod(), ATP_STAR] });
     const before = tf.memory().numTensors;
