@@ -18,6 +18,8 @@ export interface WorkloadShape {
   backward?: boolean;
   /** Number of cached activations of size [batch, pos, d_model] kept beyond the forward. */
   cachedResiduals?: number;
+  /** Only the last position is unembedded: logits [batch, 1, vocab]. */
+  lastPositionOnly?: boolean;
 }
 
 /**
@@ -43,9 +45,9 @@ function blockParams(cfg: GPT2Config): number {
  * Within about 1.0–1.3× of the measured peak of live wasm buffers (see the test).
  * - forward: weights (wte counted twice: its transposed copy for the unembedding), every block's
  *   tensors, the embedding / final LN and the logits;
- * - backward adds ~1.5× the forward tape in gradients and the weight gradients that tfjs computes
- *   for every matmul input (plus a transient transposed weight), including the [d_model, vocab]
- *   unembedding.
+ * - backward adds about one forward tape of gradients and the logit gradients. tfjs computes no
+ *   weight gradients for constant weights, and with the zero-copy Identity (wasm-matmul.ts) the
+ *   inputs the tape saves share their buffers, so no weight or activation copies are counted.
  */
 export function estimateBytes(cfg: GPT2Config, w: WorkloadShape): number {
   const d = cfg.dModel;
@@ -53,8 +55,9 @@ export function estimateBytes(cfg: GPT2Config, w: WorkloadShape): number {
   const bw = blockParams(cfg);
   const params = 2 * cfg.dVocab * d + cfg.nCtx * d + cfg.nLayers * bw + 2 * d;
   const block = blockFloats(cfg, w.batch, w.pos);
-  const forward = cfg.nLayers * block + bp * (16 * d + 2 * cfg.dVocab);
-  const backward = w.backward ? cfg.nLayers * (1.5 * block + 2 * bw) + bp * (24 * d + 4 * cfg.dVocab) + 2 * cfg.dVocab * d : 0;
+  const bv = w.batch * (w.lastPositionOnly ? 1 : w.pos) * cfg.dVocab; // logits
+  const forward = cfg.nLayers * block + bp * 16 * d + 2 * bv;
+  const backward = w.backward ? cfg.nLayers * block + bp * 24 * d + 4 * bv : 0;
   const cached = (w.cachedResiduals ?? 0) * bp * d;
   return 4 * (params + forward + backward + cached);
 }

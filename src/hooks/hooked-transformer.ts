@@ -220,7 +220,7 @@ export class HookedTransformer {
    */
   forward(tokens: TokenInput | undefined, opts: ForwardOptions = {}): tf.Tensor3D {
     const [b, p] = this.inputShape(tokens, opts.resid);
-    guardMemory(this.cfg, { batch: b, pos: p }, 'this forward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly }, 'this forward pass');
     if (this.trainable) return this.forwardRaw(tokens, opts); // training code manages its own scope
     return tf.tidy(() => this.forwardRaw(tokens, opts));
   }
@@ -246,7 +246,7 @@ export class HookedTransformer {
     const names = this.resolveNames(opts.names);
     const [b, p] = this.inputShape(tokens, opts.resid);
     // The cache holds tensors the forward's scope keeps alive anyway: no extra memory.
-    guardMemory(this.cfg, { batch: b, pos: p }, 'runWithCache');
+    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly }, 'runWithCache');
     return tf.tidy(() => {
       const cache: ActivationCache = {};
       const hooks: Hook[] = [
@@ -271,7 +271,7 @@ export class HookedTransformer {
     // Each probed hook costs about 5 copies of its activation (probe, cache, gradient, tape), measured
     // in units of one residual stream [b, p, d_model].
     const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
-    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel) }, 'a forward and backward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly }, 'a forward and backward pass');
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {

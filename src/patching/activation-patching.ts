@@ -12,8 +12,8 @@ import { disposeCache } from '../hooks/activation-cache.ts';
 import { maxBatchUnderLimit } from '../backend/memory-guard.ts';
 import { componentSpec, gridCells, parseComponents, type ComponentName } from './components.ts';
 import type { PatchingData } from './data.ts';
-import { aggregate, resolveMetric, type Metric } from './metrics.ts';
-import { disposeContext, lastLogits, measureBaselines, metricContext } from './baselines.ts';
+import { aggregate, resolveMetric, type Metric, type MetricContext } from './metrics.ts';
+import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
 import { nest, type MethodScores } from './score-grid.ts';
 import { loadCheckpoint, saveCheckpoint, silentProgress, type Progress } from './progress.ts';
 
@@ -85,7 +85,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const components = parseComponents(opts.components);
   const B = data.clean.length;
   const { pos } = data;
-  const fit = maxBatchUnderLimit(cfg, { pos });
+  const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true });
   const seqs = Math.max(B, Math.min(opts.batch ?? 512, fit > 0 ? fit : B));
   const per = Math.max(1, Math.floor(seqs / B)); // patches per forward
   const progress = opts.progress ?? silentProgress;
@@ -99,16 +99,29 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   // full-length activations) turn it off.
   const suffixes = !opts.hooks?.length && specs.some((sp) => sp.cellPos);
   const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => [`blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`]).flat() : [];
-  const baseNames = [...residNames, ...kvNames];
+  // The base run also caches the patched hooks, to skip patches that change nothing.
+  const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
 
-  const base = measureBaselines(model, data, metric, opts.hooks);
   const key = sweepKey(model, data, metric, direction);
   const ckpt = loadCheckpoint(opts.checkpointPath, key);
   const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
   const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true });
-  src.logits.dispose();
-  baseRun.logits.dispose();
+  let base: Baselines;
+  try {
+    // The source and base runs are the clean and corrupt baseline runs: no separate forwards.
+    const [cleanRun, corruptRun] = direction === 'denoising' ? [src, baseRun] : [baseRun, src];
+    base = measureBaselines(model, data, metric, opts.hooks, { clean: cleanRun.logits, corrupt: corruptRun.logits });
+  } catch (err) {
+    disposeCache(src.cache, baseRun.cache);
+    throw err;
+  } finally {
+    src.logits.dispose();
+    baseRun.logits.dispose();
+  }
+  // The value of the unpatched base run (what a no-op patch scores).
+  const unpatched = metric.normalise ? (direction === 'denoising' ? 0 : 1) : direction === 'denoising' ? base.corrupt : base.clean;
   const scores: MethodScores = {};
+  const contexts = new Map<number, MetricContext>();
   try {
     const total = specs.reduce((n, s) => n + cfg.nLayers * gridCells(s.cellShape(cfg, pos)).length, 0);
     progress.start(total, 'activation patching');
@@ -124,20 +137,38 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
           progress.increment(cells.length);
           continue;
         }
-        const layerVals: number[] = new Array<number>(cells.length);
+        const layerVals: number[] = new Array<number>(cells.length).fill(unpatched);
         const srcAct = src.cache[spec.hook(l)];
         const resid = baseRun.cache[residNames[l]];
-        for (const { start, idx } of chunkCells(cells, per, suffixes ? spec.cellPos : undefined)) {
+        // A cell whose source and base activations are bitwise equal (e.g. every position before the
+        // first corrupted token, by causality) leaves the run unchanged: skip its forward.
+        // |src − base| summed per cell: zero exactly when every element is equal (no bool casts: the
+        // webgpu backend's bool→float cast feeds int data to later float kernels).
+        const differsT = tf.tidy(() => spec.reduce(tf.abs(tf.sub(srcAct, baseRun.cache[spec.hook(l)])))); // [cells]
+        const differs = differsT.dataSync();
+        differsT.dispose();
+        const todo = cells.map((_, i) => i).filter((i) => differs[i] > 0);
+        progress.increment(cells.length - todo.length);
+        for (const chunkIdx of chunkCells(todo.map((i) => cells[i]), per, suffixes ? spec.cellPos : undefined)) {
+          const { start } = chunkIdx;
+          const idx = chunkIdx.idx.map((j) => todo[j]);
           const chunk = idx.map((i) => cells[i]);
           const k = chunk.length;
-          const ctx = metricContext(data, base.cleanLogProbs, k);
+          // One metric context per chunk size (tiling the [batch, vocab] clean log-probs per chunk was 4% of a sweep).
+          let ctx = contexts.get(k);
+          if (!ctx) contexts.set(k, (ctx = metricContext(data, base.cleanLogProbs, k)));
+          const c = ctx;
           const vals = tf.tidy(() => {
             const reps = (t: tf.Tensor) => [k, ...Array<number>(t.rank - 1).fill(1)];
             // Positions before `start` are unchanged by these patches: run only the suffix.
             const suffix = (t: tf.Tensor) => (start === 0 ? t : tf.slice(t, [0, start], [-1, pos - start]));
-            // [k·B, ...act] boolean mask: cell i of the chunk for the i-th group of B prompts.
-            const mask = tf.concat(chunk.map((cell) => tf.tile(suffix(spec.cellMask(cfg, pos, cell)), [B, ...Array<number>(srcAct.rank - 1).fill(1)])));
-            const srcTiled = tf.tile(suffix(srcAct), reps(srcAct));
+            // [k, 1, ...act] float mask: 1 at cell i of the chunk, for the i-th group of B prompts.
+            const m = tf.expandDims(tf.concat(chunk.map((cell) => tf.cast(suffix(spec.cellMask(cfg, pos, cell)), 'float32'))), 1);
+            const keep = tf.sub(1, m);
+            const srcSuffix = suffix(srcAct);
+            // x·(1 − m) + src·m is exact for m ∈ {0, 1} and broadcasts (src over the k patches, m over
+            // the B prompts), so no [k·B, ...act] tiles of the mask and source (wasm Tile is slow).
+            const blend = (x: tf.Tensor) => tf.reshape(tf.add(tf.mul(tf.reshape(x, [k, B, ...x.shape.slice(1)]), keep), tf.mul(srcSuffix, m)), x.shape);
             const prefixKV =
               start === 0
                 ? undefined
@@ -154,11 +185,10 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
               resid: tf.tile(suffix(resid), reps(resid)),
               prefixKV,
               lastPositionOnly: true,
-              hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: (x) => tf.where(tf.broadcastTo(mask, x.shape), srcTiled, x) }],
+              hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: blend }],
             });
-            return aggregate(metric.perPrompt(lastLogits(logits), ctx), B, metric, base);
+            return aggregate(metric.perPrompt(lastLogits(logits), c), B, metric, base);
           });
-          disposeContext(ctx);
           const got = await vals.data();
           vals.dispose();
           idx.forEach((i, j) => (layerVals[i] = got[j]));
@@ -173,6 +203,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
     }
   } finally {
     progress.stop();
+    for (const c of contexts.values()) disposeContext(c);
     disposeCache(src.cache, baseRun.cache);
     base.cleanLogProbs.dispose();
   }

@@ -37,18 +37,27 @@ export interface Baselines extends MetricBaselines {
 }
 
 /** Run clean and corrupt once and measure the metric; throws if normalisation is impossible. */
-export function measureBaselines(model: HookedTransformer, data: PatchingData, metric: Metric, hooks?: Hook[]): Baselines {
-  const cleanLogProbs = tf.tidy(() => tf.logSoftmax(lastLogits(model.forward(data.clean, { lastPositionOnly: true, hooks }))) as tf.Tensor2D);
+export function measureBaselines(
+  model: HookedTransformer,
+  data: PatchingData,
+  metric: Metric,
+  hooks?: Hook[],
+  /** Logits of runs the caller already made with the same hooks ([batch, pos or 1, vocab]); they are not run again. */
+  known: { clean?: tf.Tensor3D; corrupt?: tf.Tensor3D } = {},
+): Baselines {
+  const cleanLast = tf.tidy(() => lastLogits(known.clean ?? model.forward(data.clean, { lastPositionOnly: true, hooks }))); // [batch, vocab]
+  const cleanLogProbs = tf.tidy(() => tf.logSoftmax(cleanLast) as tf.Tensor2D);
   const ctx = metricContext(data, cleanLogProbs);
   try {
-    const run = (tokens: number[][]) => {
-      const t = tf.tidy(() => metric.perPrompt(lastLogits(model.forward(tokens, { lastPositionOnly: true, hooks })), ctx));
+    const values = (t: tf.Tensor) => {
       const v = t.arraySync() as number[];
       t.dispose();
       return v;
     };
-    const perPromptClean = run(data.clean);
-    const perPromptCorrupt = run(data.corrupt);
+    const run = (tokens: number[][]) => values(tf.tidy(() => metric.perPrompt(lastLogits(model.forward(tokens, { lastPositionOnly: true, hooks })), ctx)));
+    // The clean forward above serves both the log-probs and the clean baseline.
+    const perPromptClean = values(tf.tidy(() => metric.perPrompt(cleanLast, ctx)));
+    const perPromptCorrupt = known.corrupt ? values(tf.tidy(() => metric.perPrompt(lastLogits(known.corrupt!), ctx))) : run(data.corrupt);
     const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
     const b = { clean: mean(perPromptClean), corrupt: mean(perPromptCorrupt) };
     checkNormaliser(metric, b);
@@ -57,6 +66,7 @@ export function measureBaselines(model: HookedTransformer, data: PatchingData, m
     cleanLogProbs.dispose();
     throw err;
   } finally {
+    cleanLast.dispose();
     disposeContext(ctx);
   }
 }
