@@ -185,7 +185,8 @@ describe('viewer in headless Chromium', () => {
     expect(await page.locator('#search-count').textContent()).toBe('1 match');
     await page.locator('#node-search').press('Enter');
     await expect.poll(() => page.locator('#pin-list [data-pin]').allTextContents()).toEqual(['a2.h1 ×', 'm0 ×']);
-    expect(new URL(page.url()).searchParams.get('pins')).toBe('a2.h1,m0');
+    // The URL is rewritten on the next drawn frame.
+    await expect.poll(() => new URL(page.url()).searchParams.get('pins')).toBe('a2.h1,m0');
     // Export the pinned subgraph.
     const [dl] = await Promise.all([page.waitForEvent('download'), page.locator('#export-json').click()]);
     const sub = JSON.parse(readFileSync((await dl.path())!, 'utf8')) as CircuitFile;
