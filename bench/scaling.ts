@@ -16,6 +16,7 @@ import { configFromHF, type GPT2Config } from '../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../src/models/state-dict.ts';
 import { HookedTransformer, type MetricFn } from '../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';
+import { wasmPeakBytesDuring } from '../src/backend/wasm-peak.ts';
 
 /** Wall and CPU seconds of one call. */
 export interface Timing {
@@ -133,12 +134,6 @@ export function probeKernels<T>(fn: () => T): { result: T; stats: KernelStat[] }
   }
 }
 
-interface WasmHeapInternals {
-  move: (dataId: object, values: unknown, shape: number[], dtype: string, refCount: number) => void;
-  disposeData: (dataId: object, force?: boolean) => boolean;
-  dataIdMap: { has: (dataId: object) => boolean };
-}
-
 /**
  * Peak bytes of backend buffers allocated during `fn` above what was live before it.
  * On wasm, buffers are counted where they are allocated (`move`) and freed (`disposeData` once the
@@ -158,33 +153,7 @@ export function peakBytesDuring<T>(fn: () => T): { result: T; peakBytes: number 
       probe = undefined;
     }
   }
-  const be = tf.backend() as unknown as WasmHeapInternals;
-  const { move, disposeData } = be;
-  const sizes = new Map<object, number>();
-  let live = 0;
-  let peak = 0;
-  be.move = (dataId, values, shape, dtype, refCount) => {
-    move.call(be, dataId, values, shape, dtype, refCount);
-    const n = shape.reduce((a, b) => a * b, 1) * (dtype === 'bool' ? 1 : 4);
-    sizes.set(dataId, n);
-    live += n;
-    if (live > peak) peak = live;
-  };
-  be.disposeData = (dataId, force) => {
-    const r = disposeData.call(be, dataId, force);
-    const n = sizes.get(dataId);
-    if (n !== undefined && !be.dataIdMap.has(dataId)) {
-      live -= n;
-      sizes.delete(dataId);
-    }
-    return r;
-  };
-  try {
-    return { result: fn(), peakBytes: peak };
-  } finally {
-    be.move = move;
-    be.disposeData = disposeData;
-  }
+  return wasmPeakBytesDuring(fn);
 }
 
 // ---------------------------------------------------------------- workloads

@@ -8,6 +8,7 @@ import { estimateBytes, guardMemory, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES }
 import type { GPT2Config } from '../../src/models/config.ts';
 import { expectedShapes, randomStateDict } from '../../src/models/state-dict.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
+import { wasmPeakBytesDuring } from '../../src/backend/wasm-peak.ts';
 
 const GPT2_SMALL: GPT2Config = { nLayers: 12, nHeads: 12, dModel: 768, dHead: 64, dMlp: 3072, nCtx: 1024, dVocab: 50257, eps: 1e-5, act: 'gelu_new' };
 
@@ -102,40 +103,7 @@ describe('guardMemory', () => {
  * reshape's shared buffer twice.
  */
 function wasmPeakBytes(fn: () => void): number {
-  interface WasmInternals {
-    move: (dataId: object, values: unknown, shape: number[], dtype: string, refCount: number) => void;
-    disposeData: (dataId: object, force?: boolean) => boolean;
-    dataIdMap: { has: (d: object) => boolean };
-  }
-  const be = tf.backend() as unknown as WasmInternals;
-  const move = be.move;
-  const dispose = be.disposeData;
-  const sizes = new Map<object, number>();
-  let live = 0;
-  let peak = 0;
-  be.move = (dataId, values, shape, dtype, refCount) => {
-    move.call(be, dataId, values, shape, dtype, refCount);
-    const n = shape.reduce((a, b) => a * b, 1) * 4;
-    sizes.set(dataId, n);
-    live += n;
-    peak = Math.max(peak, live);
-  };
-  be.disposeData = (dataId, force) => {
-    const r = dispose.call(be, dataId, force);
-    const n = sizes.get(dataId);
-    if (n !== undefined && !be.dataIdMap.has(dataId)) {
-      live -= n;
-      sizes.delete(dataId);
-    }
-    return r;
-  };
-  try {
-    fn();
-  } finally {
-    be.move = move;
-    be.disposeData = dispose;
-  }
-  return peak;
+  return wasmPeakBytesDuring(fn).peakBytes;
 }
 
 describe.runIf(tf.getBackend() === 'wasm')('estimate vs measured wasm heap', () => {
