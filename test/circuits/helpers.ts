@@ -11,6 +11,7 @@ import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts'
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
+import { freezeAtCorrupt as freezeModel } from '../helpers/freeze.ts';
 
 export const cfg: GPT2Config = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
 
@@ -33,30 +34,15 @@ export function tinyData(n = 3, pos = 5, seed = 17): PatchingData {
  * tensors are tiled when several patch groups share a forward.
  */
 export function freezeAtCorrupt(model: HookedTransformer, data: PatchingData): { hooks: Hook[]; graphHooks: Hook[]; dispose: () => void } {
-  const L = model.cfg.nLayers;
+  // LN1 is frozen per head by the graph forward, not by the model's own hook.
+  const frozen = freezeModel(model, data, { ln1: false });
   const H = model.cfg.nHeads;
-  const names: string[] = ['ln_final.hook_scale'];
-  for (let l = 0; l < L; l++) names.push(`blocks.${l}.ln1.hook_scale`, `blocks.${l}.ln2.hook_scale`, `blocks.${l}.mlp.hook_pre`, `blocks.${l}.mlp.hook_post`, `blocks.${l}.attn.hook_pattern`);
-  const { cache, logits } = model.runWithCache(data.corrupt, { names });
-  logits.dispose();
-  const B = data.corrupt.length;
-  const tiled = (t: tf.Tensor, x: tf.Tensor) => (x.shape[0] === B ? t : tf.tile(t, [x.shape[0] / B, ...Array(t.rank - 1).fill(1)]));
-  const ratio: tf.Tensor[] = [];
-  for (let l = 0; l < L; l++) ratio.push(tf.div(cache[`blocks.${l}.mlp.hook_post`], cache[`blocks.${l}.mlp.hook_pre`]));
-  const pre: tf.Tensor[] = [];
-  const hooks: Hook[] = [
-    { name: 'ln_final.hook_scale', fn: (x) => (x.shape[1] === data.pos ? tiled(cache['ln_final.hook_scale'], x) : tf.slice(tiled(cache['ln_final.hook_scale'], x), [0, data.pos - 1, 0], [-1, 1, -1])) },
-  ];
   const graphHooks: Hook[] = [];
-  for (let l = 0; l < L; l++) {
-    hooks.push({ name: `blocks.${l}.ln2.hook_scale`, fn: (x) => tiled(cache[`blocks.${l}.ln2.hook_scale`], x) });
-    hooks.push({ name: `blocks.${l}.mlp.hook_pre`, fn: (x) => void (pre[l] = x) });
-    hooks.push({ name: `blocks.${l}.mlp.hook_post`, fn: (x) => tf.mul(pre[l], tiled(ratio[l], x)) });
-    hooks.push({ name: `blocks.${l}.attn.hook_pattern`, fn: (x) => tiled(cache[`blocks.${l}.attn.hook_pattern`], x) });
+  for (let l = 0; l < model.cfg.nLayers; l++) {
     for (const i of ['q', 'k', 'v']) {
       // The per-head scale [GB, p, H, 1]: every head's input equals resid_pre on the corrupt run.
-      graphHooks.push({ name: `blocks.${l}.ln1.hook_scale_${i}`, fn: (x) => tiled(tf.tile(tf.expandDims(cache[`blocks.${l}.ln1.hook_scale`], 2), [1, 1, H, 1]), x) });
+      graphHooks.push({ name: `blocks.${l}.ln1.hook_scale_${i}`, fn: (x) => frozen.tiled(tf.tile(tf.expandDims(frozen.cache[`blocks.${l}.ln1.hook_scale`], 2), [1, 1, H, 1]), x) });
     }
   }
-  return { hooks, graphHooks, dispose: () => [...Object.values(cache), ...ratio].forEach((t) => t.dispose()) };
+  return { hooks: frozen.hooks, graphHooks, dispose: frozen.dispose };
 }

@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
-import type { Hook } from '../../src/hooks/hook-point.ts';
 import { configFromHF } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
-import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
+import { toPatchingData } from '../../src/patching/data.ts';
 import type { ComponentName } from '../../src/patching/components.ts';
 import { flatten } from '../../src/patching/score-grid.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
+import { freezeAtCorrupt } from '../helpers/freeze.ts';
 
 const cfg = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
 
@@ -18,41 +18,12 @@ function randomPairs(n: number, pos: number, seed: number): PromptPair[] {
   return randomPairsOf(n, pos, seed, cfg.dVocab);
 }
 
-/**
- * Hooks that make the model affine around the corrupt run: LayerNorm scales, GELU ratios
- * act(x)/x and (optionally) attention patterns are frozen at the corrupt run's values. The
- * frozen tensors are tiled when a sweep stacks several patches along the batch axis.
- */
-function freezeHooks(model: HookedTransformer, data: PatchingData, opts: { patterns: (l: number) => boolean }): { hooks: Hook[]; dispose: () => void } {
-  const L = cfg.nLayers;
-  const names: string[] = ['ln_final.hook_scale'];
-  for (let l = 0; l < L; l++) names.push(`blocks.${l}.ln1.hook_scale`, `blocks.${l}.ln2.hook_scale`, `blocks.${l}.mlp.hook_pre`, `blocks.${l}.mlp.hook_post`, `blocks.${l}.attn.hook_pattern`);
-  const { cache, logits } = model.runWithCache(data.corrupt, { names });
-  logits.dispose();
-  const B = data.corrupt.length;
-  const tiled = (t: tf.Tensor, x: tf.Tensor) => (x.shape[0] === B ? t : tf.tile(t, [x.shape[0] / B, ...Array(t.rank - 1).fill(1)]));
-  const ratio: Record<number, tf.Tensor> = {};
-  for (let l = 0; l < L; l++) ratio[l] = tf.div(cache[`blocks.${l}.mlp.hook_post`], cache[`blocks.${l}.mlp.hook_pre`]);
-  const pre: Record<number, tf.Tensor> = {};
-  const hooks: Hook[] = [];
-  for (const n of names.filter((n) => n.endsWith('hook_scale'))) {
-    // ln_final sees only the last position when sweeps unembed just that one.
-    hooks.push({ name: n, fn: (x) => (x.shape[1] === cache[n].shape[1] ? tiled(cache[n], x) : tf.slice(tiled(cache[n], x), [0, data.pos - 1, 0], [-1, 1, -1])) });
-  }
-  for (let l = 0; l < L; l++) {
-    hooks.push({ name: `blocks.${l}.mlp.hook_pre`, fn: (x) => void (pre[l] = x) });
-    hooks.push({ name: `blocks.${l}.mlp.hook_post`, fn: (x) => tf.mul(pre[l], tiled(ratio[l], x)) });
-    if (opts.patterns(l)) hooks.push({ name: `blocks.${l}.attn.hook_pattern`, fn: (x) => tiled(cache[`blocks.${l}.attn.hook_pattern`], x) });
-  }
-  return { hooks, dispose: () => [...Object.values(cache), ...Object.values(ratio)].forEach((t) => t.dispose()) };
-}
-
 describe('attributionPatch', () => {
   const model = HookedTransformer.fromStateDict(cfg, randomStateDict(cfg, { seed: 5, std: 0.3 }));
   const data = toPatchingData(randomPairs(3, 6, 17));
 
   it('equals activation patching exactly on a model made linear (first-order term)', async () => {
-    const frozen = freezeHooks(model, data, { patterns: () => true });
+    const frozen = freezeAtCorrupt(model, data);
     const comps: ComponentName[] = ['resid_pre', 'resid_mid', 'attn_out', 'mlp_out', 'z', 'v'];
     const act = await activationPatch(model, data, { components: comps, hooks: frozen.hooks });
     const atp = attributionPatch(model, data, { components: comps, hooks: frozen.hooks });
@@ -74,7 +45,7 @@ describe('attributionPatch', () => {
 
   it('AtP* QK fix is exact for q/k when everything after the softmax is linear', async () => {
     const last = cfg.nLayers - 1;
-    const frozen = freezeHooks(model, data, { patterns: (l) => l !== last });
+    const frozen = freezeAtCorrupt(model, data, { patterns: (l) => l !== last });
     const act = await activationPatch(model, data, { components: 'q,k', hooks: frozen.hooks });
     const qk = attributionPatch(model, data, { components: 'q,k', hooks: frozen.hooks, methods: [ATP, { name: 'qk', qkFix: true }] });
     for (const c of ['q', 'k'] as const) {
