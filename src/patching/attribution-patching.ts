@@ -16,7 +16,7 @@ import { resolveRules, type RuleSet } from '../relp/rules.ts';
 import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
 import type { PatchingData } from './data.ts';
 import { aggregate, checkNormaliser, resolveMetric, type Metric, type MetricBaselines } from './metrics.ts';
-import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
+import { cleanBaseline, disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
 import type { Direction, activationPatch } from './activation-patching.ts';
 import { nest, type MethodScores } from './score-grid.ts';
 import { silentProgress, type Progress } from './progress.ts';
@@ -99,14 +99,15 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
   let base: Baselines | (MetricBaselines & { cleanLogProbs: tf.Tensor2D });
   try {
     if (direction === 'denoising') {
-      const cleanLogProbs = tf.tidy(() => tf.logSoftmax(lastLogits(src.logits)) as tf.Tensor2D);
-      const ctx = metricContext(data, cleanLogProbs);
-      const clean = tf.tidy(() => tf.mean(metric.perPrompt(lastLogits(src.logits), ctx)).dataSync()[0]);
-      disposeContext(ctx);
-      base = { clean, corrupt: NaN, cleanLogProbs };
+      const c = cleanBaseline(model, data, metric, opts.hooks, src.logits);
+      base = { clean: c.clean, corrupt: NaN, cleanLogProbs: c.cleanLogProbs };
     } else {
-      base = measureBaselines(model, data, metric, opts.hooks);
+      // Noising: the source run is the corrupt run.
+      base = measureBaselines(model, data, metric, opts.hooks, { corrupt: src.logits });
     }
+  } catch (err) {
+    disposeCache(src.cache);
+    throw err;
   } finally {
     src.logits.dispose();
   }

@@ -36,6 +36,44 @@ export interface Baselines extends MetricBaselines {
   perPromptCorrupt: number[];
 }
 
+/** The clean half of the baselines (caller disposes `cleanLogProbs`). */
+export interface CleanBaseline {
+  clean: number;
+  perPromptClean: number[];
+  /** Clean log-probabilities at the last position [batch, vocab]. */
+  cleanLogProbs: tf.Tensor2D;
+}
+
+function values(t: tf.Tensor): number[] {
+  const v = t.arraySync() as number[];
+  t.dispose();
+  return v;
+}
+
+function mean(a: number[]): number {
+  return a.reduce((s, x) => s + x, 0) / a.length;
+}
+
+/**
+ * The clean run's metric and log-probs. `cleanLogits` ([batch, pos or 1, vocab]) is a run the
+ * caller already made with the same hooks; without it the clean prompts are run here.
+ */
+export function cleanBaseline(model: HookedTransformer, data: PatchingData, metric: Metric, hooks?: Hook[], cleanLogits?: tf.Tensor3D): CleanBaseline {
+  const cleanLast = tf.tidy(() => lastLogits(cleanLogits ?? model.forward(data.clean, { lastPositionOnly: true, hooks }))); // [batch, vocab]
+  const cleanLogProbs = tf.tidy(() => tf.logSoftmax(cleanLast) as tf.Tensor2D);
+  const ctx = metricContext(data, cleanLogProbs);
+  try {
+    const perPromptClean = values(tf.tidy(() => metric.perPrompt(cleanLast, ctx)));
+    return { clean: mean(perPromptClean), perPromptClean, cleanLogProbs };
+  } catch (err) {
+    cleanLogProbs.dispose();
+    throw err;
+  } finally {
+    cleanLast.dispose();
+    disposeContext(ctx);
+  }
+}
+
 /** Run clean and corrupt once and measure the metric; throws if normalisation is impossible. */
 export function measureBaselines(
   model: HookedTransformer,
@@ -45,28 +83,20 @@ export function measureBaselines(
   /** Logits of runs the caller already made with the same hooks ([batch, pos or 1, vocab]); they are not run again. */
   known: { clean?: tf.Tensor3D; corrupt?: tf.Tensor3D } = {},
 ): Baselines {
-  const cleanLast = tf.tidy(() => lastLogits(known.clean ?? model.forward(data.clean, { lastPositionOnly: true, hooks }))); // [batch, vocab]
-  const cleanLogProbs = tf.tidy(() => tf.logSoftmax(cleanLast) as tf.Tensor2D);
-  const ctx = metricContext(data, cleanLogProbs);
+  const c = cleanBaseline(model, data, metric, hooks, known.clean);
+  const ctx = metricContext(data, c.cleanLogProbs);
   try {
-    const values = (t: tf.Tensor) => {
-      const v = t.arraySync() as number[];
-      t.dispose();
-      return v;
-    };
-    const run = (tokens: number[][]) => values(tf.tidy(() => metric.perPrompt(lastLogits(model.forward(tokens, { lastPositionOnly: true, hooks })), ctx)));
-    // The clean forward above serves both the log-probs and the clean baseline.
-    const perPromptClean = values(tf.tidy(() => metric.perPrompt(cleanLast, ctx)));
-    const perPromptCorrupt = known.corrupt ? values(tf.tidy(() => metric.perPrompt(lastLogits(known.corrupt!), ctx))) : run(data.corrupt);
-    const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
-    const b = { clean: mean(perPromptClean), corrupt: mean(perPromptCorrupt) };
+    const corruptLogits = known.corrupt;
+    const perPromptCorrupt = values(
+      tf.tidy(() => metric.perPrompt(lastLogits(corruptLogits ?? model.forward(data.corrupt, { lastPositionOnly: true, hooks })), ctx)),
+    );
+    const b = { clean: c.clean, corrupt: mean(perPromptCorrupt) };
     checkNormaliser(metric, b);
-    return { ...b, cleanLogProbs, perPromptClean, perPromptCorrupt };
+    return { ...b, cleanLogProbs: c.cleanLogProbs, perPromptClean: c.perPromptClean, perPromptCorrupt };
   } catch (err) {
-    cleanLogProbs.dispose();
+    c.cleanLogProbs.dispose();
     throw err;
   } finally {
-    cleanLast.dispose();
     disposeContext(ctx);
   }
 }
