@@ -1,8 +1,8 @@
 /**
  * Word-level tokenizer for the toy model, shipped as a Hugging Face `tokenizer.json`.
  *
- * @xenova/transformers 2.x cannot load the `WordLevel` model, so the vocabulary is written as a
- * `WordPiece` model whose entries are whole words (no `##` continuation pieces) behind a
+ * @xenova/transformers 2.x (relp's former tokenizer package) could not load the `WordLevel`
+ * model, so the vocabulary is written as a `WordPiece` model whose entries are whole words (no `##` continuation pieces) behind a
  * `BertPreTokenizer` (split on whitespace and punctuation). Any word outside the vocabulary
  * becomes `[UNK]`. Because the pre-tokenizer drops whitespace, " Mary" and "Mary" are the same
  * single token. Decoding puts a space before every token (" Mary", " ,"), like GPT-2 words.
@@ -122,11 +122,21 @@ export function tokenizerConfigJson(maxLength: number): Record<string, unknown> 
 /**
  * A {@link TokenEncoder} over `vocab` that behaves like the shipped tokenizer.json loaded by
  * src/tokenizer.ts (same ids; decode puts a space before every token but BOS), without loading
- * @xenova/transformers. Used inside the training loop.
+ * the tokenizer package. Used inside the training loop.
  */
 export function vocabEncoder(vocab: WordVocab): TokenEncoder {
   return {
     encode: (text: string) => encodeWords(text, vocab),
+    // No template: prompts get no BOS, as the shipped tokenizer.json (no post_processor) says.
+    encodePrompt: (text: string) => encodeWords(text, vocab),
+    singleToken: (text: string) => {
+      const ids = encodeWords(text, vocab);
+      if (ids.length !== 1) throw new Error(`toSingleToken: ${JSON.stringify(text)} is ${ids.length} tokens, not one`);
+      if (ids[0] === vocab.unkId && text.trim() !== vocab.tokens[vocab.unkId]) {
+        throw new Error(`toSingleToken: ${JSON.stringify(text)} is not in the vocabulary (it maps to the unknown token ${JSON.stringify(vocab.tokens[vocab.unkId])})`);
+      }
+      return ids[0];
+    },
     decode: (ids: number[]) =>
       ids
         .map((id) => {
