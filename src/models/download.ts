@@ -1,6 +1,7 @@
 /**
- * Download a model (GPT-2, GPT-NeoX, Llama, Qwen2, Gemma-2 layouts alike) from the Hugging Face Hub (or a mirror speaking the same HTTP
- * layout): config, tokenizer files and safetensors weights, with sha256 verification and resume.
+ * Download a model repo (GPT-2, GPT-NeoX, Llama, Qwen2 and Gemma-2 layouts alike) from the Hugging
+ * Face Hub (or a mirror speaking the same HTTP layout): config, tokenizer files and safetensors
+ * weights, with sha256 verification and resume.
  *
  * The parts live in src/models/download/: `hub-api.ts` (the hub's HTTP layout, the same one
  * `huggingface_hub` relies on), `fetch-file.ts` (one file: resume, verify, rename), `verify.ts`
