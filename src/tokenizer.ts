@@ -34,6 +34,23 @@ export interface UnknownWord {
   pieces: string[];
 }
 
+/**
+ * Thrown by {@link Tokenizer.toSingleToken} (and the embedded vocabulary's encoder): `text` is not
+ * exactly one known token. `pieces` are the tokens it gives, as {@link Tokenizer.tokenStr} shows them.
+ */
+export class SingleTokenError extends Error {
+  constructor(
+    message: string,
+    readonly text: string,
+    readonly reason: 'several' | 'none' | 'unknown',
+    readonly ids: number[],
+    readonly pieces: string[],
+  ) {
+    super(message);
+    this.name = 'SingleTokenError';
+  }
+}
+
 /** The JSON object shape we read from `tokenizer_config.json` (only the fields we use). */
 interface TokenizerConfigJSON {
   tokenizer_class?: string;
@@ -195,14 +212,19 @@ export class Tokenizer {
       // A word-level vocabulary maps unknown words to UNK silently; that is never what a caller
       // asking for "the token of s" wants.
       if (this.unkTokenId !== undefined && ids[0] === this.unkTokenId && s.trim() !== this.unkToken) {
-        throw new Error(`toSingleToken: ${JSON.stringify(s)} is not in the vocabulary (it maps to the unknown token ${JSON.stringify(this.unkToken)})`);
+        const msg = `toSingleToken: ${JSON.stringify(s)} is not in the vocabulary (it maps to the unknown token ${JSON.stringify(this.unkToken)})`;
+        throw new SingleTokenError(msg, s, 'unknown', ids, [this.unkToken ?? '']);
       }
       return ids[0];
     }
-    if (ids.length === 0) throw new Error(`toSingleToken: ${JSON.stringify(s)} gives no tokens`);
-    const pieces = ids.map((id) => JSON.stringify(this.tokenStr(id)));
-    throw new Error(
-      `toSingleToken: ${JSON.stringify(s)} is ${ids.length} tokens, not one: [${pieces.join(', ')}] (ids ${ids.join(', ')})`,
+    if (ids.length === 0) throw new SingleTokenError(`toSingleToken: ${JSON.stringify(s)} gives no tokens`, s, 'none', [], []);
+    const pieces = ids.map((id) => this.tokenStr(id));
+    throw new SingleTokenError(
+      `toSingleToken: ${JSON.stringify(s)} is ${ids.length} tokens, not one: [${pieces.map((p) => JSON.stringify(p)).join(', ')}] (ids ${ids.join(', ')})`,
+      s,
+      'several',
+      ids,
+      pieces,
     );
   }
 

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { SingleTokenError } from '../tokenizer.ts';
 import type { PromptPair, TokenEncoder } from './types.ts';
 
 const FIELDS = ['clean', 'corrupt', 'answer', 'wrong'] as const;
@@ -81,12 +82,9 @@ function singleToken(tokenizer: TokenEncoder, text: string, field: string, where
   try {
     return tokenizer.singleToken(text);
   } catch (e) {
-    const ids = tokenizer.encode(text);
-    if (ids.length > 1) {
-      const parts = ids.map((id) => JSON.stringify(tokenizer.decode([id]))).join(', ');
-      throw new Error(
-        `${where}: field "${field}" ${JSON.stringify(text)} must be a single token but splits into ${ids.length} tokens: [${parts}] (${(e as Error).message.replace(/^toSingleToken: /, '')})`,
-      );
+    if (e instanceof SingleTokenError && e.reason === 'several') {
+      const parts = e.pieces.map((p) => JSON.stringify(p)).join(', ');
+      throw new Error(`${where}: field "${field}" ${JSON.stringify(text)} must be a single token but splits into ${e.ids.length} tokens: [${parts}] (ids ${e.ids.join(', ')})`);
     }
     throw new Error(`${where}: field "${field}" ${JSON.stringify(text)} is not a single known token: ${(e as Error).message.replace(/^toSingleToken: /, '')}`);
   }

@@ -136,6 +136,11 @@ describe('parseJsonlDataset on other whitespace schemes', () => {
     expect(pair.wrongId).toBe(vocab['▁John']);
     expect(pair.cleanIds).toEqual([1, ...llama.encode(pair.clean)]);
     expect(parseJsonlDataset(GOOD, llama.withPrependBos(false))[0].cleanIds).toEqual(llama.encode(pair.clean));
+    // Pieces are named with their leading space, though Llama's decoder strips it at a text's start.
+    const two = JSON.stringify({ ...(JSON.parse(GOOD) as Record<string, unknown>), wrong: ' John Smith' });
+    expect(() => parseJsonlDataset(two, llama, 'l.jsonl')).toThrow(
+      `l.jsonl:1: field "wrong" " John Smith" must be a single token but splits into 2 tokens: [" John", " Smith"] (ids ${vocab['▁John']}, ${vocab['▁Smith']})`,
+    );
   });
 });
 
