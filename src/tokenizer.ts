@@ -129,7 +129,7 @@ export class Tokenizer {
    */
   withPrependBos(prependBos: boolean | undefined): Tokenizer {
     if (prependBos === undefined) return this;
-    if (prependBos) this.requireBos();
+    if (prependBos && this.templatePrefix.length === 0) this.requireBos();
     return new Tokenizer(this.inner, { bosTokenId: this.bosTokenId, templatePrefix: [...this.templatePrefix], bosSource: this.bosSource }, prependBos);
   }
 

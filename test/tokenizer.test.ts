@@ -288,6 +288,29 @@ describe('word-level vocabularies', () => {
     expect(tok.toSingleToken(' Mary')).toBe(vocab.Mary);
   });
 
+  it('a BERT-style template ([CLS] $A [SEP]) puts only its leading [CLS] in front', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relp-tok-'));
+    try {
+      const json = JSON.parse(readFileSync(join(WORD_DIR, 'tokenizer.json'), 'utf8')) as Record<string, unknown> & { model: { vocab: Record<string, number> } };
+      const cls = Object.keys(json.model.vocab).length;
+      json.model.vocab['[CLS]'] = cls;
+      json.model.vocab['[SEP]'] = cls + 1;
+      json.post_processor = {
+        type: 'TemplateProcessing',
+        single: [{ SpecialToken: { id: '[CLS]', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '[SEP]', type_id: 0 } }],
+        pair: [],
+        special_tokens: { '[CLS]': { id: '[CLS]', ids: [cls], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [cls + 1], tokens: ['[SEP]'] } },
+      };
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
+      const bert = await loadTokenizer(dir);
+      expect(bert.bosSource).toBe('post_processor template');
+      expect(bert.toTokens('Mary went')).toEqual([[cls, vocab.Mary, vocab.went]]);
+      expect(bert.withPrependBos(false).toTokens('Mary went')).toEqual([[vocab.Mary, vocab.went]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('loads a WordLevel model (whole-word lookup, unknown words to its unk_token)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relp-tok-'));
     try {
