@@ -16,6 +16,8 @@ Usage: python3 hf_reference.py COMMAND --model DIR [options]; prints one JSON ob
   lrp    --ids ... --target ID [--contrast ID] [--rules relp]
                                                     -> {"relevance": [pos], "output": value}
   ld     --pairs FILE                               -> {"clean": [LD per pair], "corrupt": [LD per pair]}
+  batch  --jobs FILE                                -> {"results": {id: output or {"error": message}}}
+         FILE: {"jobs": {id: [command, "--model", DIR, ...]}}: many commands in one process (one torch import)
 Pairs file: {"pairs": [{"clean_ids", "corrupt_ids", "answer_id", "wrong_id"}]}, equal lengths.
 Metric: LD = logit[answer] - logit[wrong] at the last position, batch mean; normalised
 m = (LD - LD_corrupt) / (LD_clean - LD_corrupt) unless --raw-metric. activation = m of the base run
@@ -557,10 +559,16 @@ def cmd_lrp(a, cfg, P):
     return {"relevance": (store["probe"].detach() * g)[0].sum(-1).tolist(), "output": out.item()}
 
 
-def main(argv=None):
+COMMANDS = {"info": cmd_info, "logits": cmd_logits, "cache": cmd_cache, "grad": cmd_grad, "patch": cmd_patch,
+            "ld": cmd_ld, "lrp": cmd_lrp}
+NEEDS = {"info": [], "logits": ["ids"], "cache": ["ids"], "grad": ["ids", "target"], "patch": ["pairs"],
+         "ld": ["pairs"], "lrp": ["ids", "target"], "batch": ["jobs"]}
+
+
+def parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["info", "logits", "cache", "grad", "patch", "lrp", "ld"])
-    ap.add_argument("--model", required=True, help="HF directory (config.json + safetensors)")
+    ap.add_argument("command", choices=list(COMMANDS) + ["batch"])
+    ap.add_argument("--model", help="HF directory (config.json + safetensors)")
     ap.add_argument("--float32", action="store_true", help="compute in float32 instead of float64")
     ap.add_argument("--ids", help="comma-separated token ids (logits, cache, grad, lrp)")
     ap.add_argument("--all-positions", action="store_true", help="logits: all positions, not just the last")
@@ -575,17 +583,37 @@ def main(argv=None):
     ap.add_argument("--raw-metric", action="store_true", help="use the batch-mean logit diff, not normalised")
     ap.add_argument("--target", type=int)
     ap.add_argument("--contrast", type=int)
-    a = ap.parse_args(argv)
-    need = {"info": [], "logits": ["ids"], "cache": ["ids"], "grad": ["ids", "target"], "patch": ["pairs"],
-            "ld": ["pairs"], "lrp": ["ids", "target"]}[a.command]
-    for k in need:
+    ap.add_argument("--jobs", help='batch: JSON file {"jobs": {id: [command, args...]}}; one process, one torch import')
+    return ap
+
+
+def run(argv, models):
+    """Parse argv and run one command; models caches loaded checkpoints by (dir, dtype)."""
+    a = parser().parse_args(argv)
+    for k in NEEDS[a.command] + ([] if a.command == "batch" else ["model"]):
         if getattr(a, k) is None:
             fail(f"{a.command} needs --{k.replace('_', '-')}")
+    if a.command == "batch":
+        with open(a.jobs) as f:
+            jobs = json.load(f)["jobs"]
+        out = {}
+        for jid, jargv in jobs.items():
+            try:
+                out[jid] = run(jargv, models)
+            except SystemExit as e:  # fail() and argparse errors: report per job, keep going
+                out[jid] = {"error": str(e.code) if e.code is not None else "exit"}
+        return {"results": out}
+    dtype = torch.float32 if a.float32 else torch.float64
+    key = (os.path.abspath(a.model), str(dtype))
+    if key not in models:
+        models[key] = load_model(a.model, dtype)
+    cfg, P = models[key]
+    return COMMANDS[a.command](a, cfg, P)
+
+
+def main(argv=None):
     torch.set_num_threads(int(os.environ.get("RELP_TORCH_THREADS", "1")))
-    cfg, P = load_model(a.model, torch.float32 if a.float32 else torch.float64)
-    cmd = {"info": cmd_info, "logits": cmd_logits, "cache": cmd_cache, "grad": cmd_grad, "patch": cmd_patch,
-           "ld": cmd_ld, "lrp": cmd_lrp}[a.command]
-    json.dump(cmd(a, cfg, P), sys.stdout, allow_nan=False)
+    json.dump(run(sys.argv[1:] if argv is None else argv, {}), sys.stdout, allow_nan=False)
     sys.stdout.write("\n")
 
 
