@@ -7,21 +7,43 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-/** Python interpreter that has torch (Debian package python3-torch). */
-export const PYTHON = '/usr/bin/python3';
+/** Python interpreter that has torch (Debian package python3-torch); RELP_TORCH_PYTHON overrides it. */
+export const PYTHON = process.env.RELP_TORCH_PYTHON || '/usr/bin/python3';
 
 /** Absolute path of the reference script. */
 export const REFERENCE_SCRIPT = fileURLToPath(new URL('../reference/gpt2_reference.py', import.meta.url));
 
 let available: boolean | undefined;
 
-/** True when `/usr/bin/python3 -c "import torch"` succeeds (checked once, then cached). */
-export function torchAvailable(): boolean {
+/** True when RELP_REQUIRE_REFERENCE=1: reference tests must run (and fail) rather than skip without torch. */
+export function referenceRequired(): boolean {
+  return process.env.RELP_REQUIRE_REFERENCE === '1';
+}
+
+/** True when `/usr/bin/python3 -c "import torch, numpy"` succeeds (checked once, then cached). */
+export function torchImports(): boolean {
   if (available === undefined) {
     const r = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { stdio: 'ignore', timeout: 60_000 });
     available = r.status === 0;
   }
   return available;
+}
+
+/**
+ * Whether the reference tests run: true when torch imports, and also when RELP_REQUIRE_REFERENCE=1
+ * (then a missing torch fails every reference call with a clear error instead of skipping).
+ * Use as `describe.skipIf(!torchAvailable())`.
+ */
+export function torchAvailable(): boolean {
+  return torchImports() || referenceRequired();
+}
+
+/** Throws the "required but missing" error when RELP_REQUIRE_REFERENCE=1 and torch does not import. */
+export function assertTorchForRequiredReference(): void {
+  if (!torchImports()) {
+    throw new Error(`torch reference required (RELP_REQUIRE_REFERENCE=1) but ${PYTHON} cannot "import torch, numpy"; ` +
+      'install python3-torch and python3-numpy');
+  }
 }
 
 /** `[layer][pos]` score grids per component (`resid_pre`, `attn_out`, `mlp_out`, ...). */
@@ -52,15 +74,23 @@ export interface ReferenceCacheResult {
 }
 
 /**
- * Run `python3 gpt2_reference.py <command> ...args` and parse its JSON stdout.
+ * Run `python3 gpt2_reference.py <command> ...args` (or `opts.script`) and parse its JSON stdout.
  *
  * @param command `logits` | `cache` | `patch` | `lrp`
  * @param args further CLI arguments, e.g. `['--model', dir, '--ids', '1,2,3']`
  * @throws Error carrying the script's stderr when it exits non-zero or prints no JSON.
  */
-export function runTorchReference(command: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<unknown> {
+export function runTorchReference(command: string, args: string[], opts: { timeoutMs?: number; script?: string } = {}): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [REFERENCE_SCRIPT, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (!torchImports()) {
+      try {
+        assertTorchForRequiredReference();
+      } catch (e) {
+        reject(e as Error);
+        return;
+      }
+    }
+    const child = spawn(PYTHON, [opts.script ?? REFERENCE_SCRIPT, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
