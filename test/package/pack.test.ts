@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as relpSrc from '../../src/index.ts';
 import * as circuitsSrc from '../../src/circuits/index.ts';
+import { readmeExamples } from '../helpers/readme-examples.ts';
 import { exercise, PUBLIC_NAMES, type ExerciseResult } from './exercise.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -70,6 +71,11 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 300_000, env 
   });
 }
 
+/** TypeScript to plain ESM JavaScript: types stripped, imports kept as written. */
+function toJs(code: string): string {
+  return ts.transpileModule(code, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText;
+}
+
 /** Files under a folder, relative to it, with `/` separators. */
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -88,8 +94,9 @@ let install: Result;
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'relp-pack-'));
-  // `npm pack` runs `prepare`, i.e. the build: the tarball is what a publish would upload.
-  const pack = await run('npm', ['pack', '--json', '--pack-destination', work], ROOT, 600_000);
+  // dist/ is fresh (test/global-setup.ts rebuilt it if stale). Packing with `prepare` would rebuild
+  // it, and the build empties dist/ first, under the feet of other test files running the CLI.
+  const pack = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT, 600_000);
   expect(pack.code, pack.stderr).toBe(0);
   const info = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
   tarball = join(work, info[0].filename);
@@ -139,6 +146,12 @@ describe('npm pack', () => {
     }
   });
 
+  it('builds dist/ on prepare (npm install/ci, npm pack, npm publish)', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.prepare).toBe('npm run build');
+    expect(scripts.build).toBe('node scripts/build.mjs');
+  });
+
   it('needs no TypeScript loader at run time (tsx is a devDependency)', () => {
     expect(Object.keys(PKG.dependencies)).not.toContain('tsx');
     const bin = readFileSync(join(ROOT, 'bin/relp.js'), 'utf8');
@@ -156,10 +169,7 @@ describe('the tarball in a clean project', () => {
   let result: ExerciseResult;
   it('every public entry imports from plain Node ESM, and a model runs through activation patching, AtP, RelP and a circuit', async () => {
     // The shared calls, transpiled to JavaScript (types stripped; exercise.ts imports only types).
-    const js = ts.transpileModule(readFileSync(join(ROOT, 'test/package/exercise.ts'), 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
-    }).outputText;
-    writeFileSync(join(consumer, 'exercise.mjs'), js);
+    writeFileSync(join(consumer, 'exercise.mjs'), toJs(readFileSync(join(ROOT, 'test/package/exercise.ts'), 'utf8')));
     writeFileSync(
       join(consumer, 'main.mjs'),
       [
@@ -231,5 +241,13 @@ describe('the tarball in a clean project', () => {
     const r = await run(process.execPath, ['viewer.mjs'], consumer);
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toEqual(Object.fromEntries(urls.map((u) => [u, 200])));
+  });
+
+  it.each(readmeExamples().map((code, i) => [i + 1, code] as const))('README example %i runs as written (types stripped) from plain Node', async (n, code) => {
+    const file = `readme-example-${n}.mjs`;
+    writeFileSync(join(consumer, file), toJs(code));
+    const r = await run(process.execPath, [file], consumer);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).not.toBe('');
   });
 });
