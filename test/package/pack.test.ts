@@ -208,6 +208,37 @@ describe('the tarball in a clean project', () => {
     expect(Math.max(...result.activation.z.flat().map(Math.abs))).toBeGreaterThan(0.01);
   });
 
+  it('its declarations type a TypeScript consumer (strict, NodeNext): real types, not any', async () => {
+    writeFileSync(
+      join(consumer, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: true, types: [] }, files: ['use.ts'] }),
+    );
+    writeFileSync(
+      join(consumer, 'use.ts'),
+      [
+        "import { activationPatch, initBackend, ioiSameLength, loadModelWithTokenizer, toPatchingData, type PatchResult } from 'relp';",
+        "import { runCircuit, type CircuitRun } from 'relp/circuits';",
+        "import { startViewer, type RunningViewer } from 'relp/viz';",
+        'await initBackend();',
+        'const { model, tokenizer } = await loadModelWithTokenizer();',
+        "const data = toPatchingData(ioiSameLength(tokenizer, 4, 0, 'abc'));",
+        "const act: PatchResult = await activationPatch(model, data, { components: ['z'] });",
+        "const run: CircuitRun = runCircuit(model, data, { methods: ['eap'] });",
+        'const total: number = act.baselines.clean + run.circuitRecovered;',
+        "const viewer: Promise<RunningViewer> = startViewer({ runsDir: 'runs' });",
+        '// @ts-expect-error components must be names: an `any` declaration would not catch this',
+        'void activationPatch(model, data, { components: 3 });',
+        '// @ts-expect-error not a method',
+        "runCircuit(model, data, { methods: ['nope'] });",
+        'void total; void viewer;',
+      ].join('\n'),
+    );
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = await run(process.execPath, [tsc, '-p', consumer], consumer);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
   it('`relp --help` and `npx relp --help` print the help and no warnings', async () => {
     const bin = join(consumer, 'node_modules', '.bin', 'relp');
     for (const [cmd, args] of [
