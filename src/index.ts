@@ -15,7 +15,8 @@ export { randomStateDict, validateStateDict, type StateDict } from './models/sta
 export { loadModel, loadModelWithTokenizer, EMBEDDED_MODEL_DIR, type LoadedModel } from './models/load-model.ts';
 export { loadCheckpoint } from './models/checkpoint.ts';
 export { downloadModel } from './models/download.ts';
-export { loadTokenizer, Tokenizer } from './tokenizer.ts';
+export { loadTokenizer, SingleTokenError, Tokenizer } from './tokenizer.ts';
+export type { BosSource, ToTokensOptions, UnknownWord } from './tokenizer.ts';
 export { generateIoi, groupByLength } from './tasks/ioi.ts';
 export { ioiSameLength, loadDataset } from './tasks/dataset.ts';
 export { loadJsonlDataset, parseJsonlDataset, writeJsonlDataset } from './tasks/jsonl.ts';

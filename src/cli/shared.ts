@@ -1,10 +1,11 @@
 /**
  * Helpers shared by CLI commands: option parsers, model loading, output.
  */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { initBackend } from '../backend.ts';
 import { loadModel, loadModelWithTokenizer, type LoadedModel } from '../models/load-model.ts';
 import type { Tokenizer } from '../tokenizer.ts';
+import type { PromptPair } from '../tasks/types.ts';
 
 /** commander parser for a positive integer option. */
 export function positiveInt(v: string): number {
@@ -44,4 +45,57 @@ export async function setupModel(modelDir: string | undefined): Promise<LoadedMo
 /** Print one JSON object on stdout. */
 export function printJson(x: unknown): void {
   process.stdout.write(JSON.stringify(x) + '\n');
+}
+
+/** Parsed `--prepend-bos` / `--no-prepend-bos` / `--strict` (see {@link addTokenizerOptions}). */
+export interface TokenizerCliOptions {
+  /** undefined: the tokenizer's own template decides. */
+  prependBos?: boolean;
+  strict?: boolean;
+}
+
+/** Add `--prepend-bos`, `--no-prepend-bos` and `--strict` to a command that tokenizes text. */
+export function addTokenizerOptions(cmd: Command): Command {
+  // Both forms defined: commander then leaves prependBos undefined unless one is given.
+  return cmd
+    .option('--prepend-bos', "put BOS in front of every prompt (default: as the tokenizer's template says: nothing for GPT-2/Pythia/Qwen2, <s> for Llama)")
+    .option('--no-prepend-bos', 'never put BOS in front of a prompt')
+    .option('--strict', 'fail, instead of warning, when a text has words the vocabulary does not know');
+}
+
+/** The tokenizer with the command's BOS override applied. */
+export function cliTokenizer(tokenizer: Tokenizer, o: TokenizerCliOptions): Tokenizer {
+  return tokenizer.withPrependBos(o.prependBos);
+}
+
+/**
+ * Warn on stderr about words of `texts` that the vocabulary maps to its unknown token, naming
+ * each word and where it occurs; under `strict`, throw instead. Byte-level tokenizers have no
+ * unknown token, so this is silent for them.
+ */
+export function checkUnknownWords(tokenizer: Tokenizer, texts: { text: string; where: string }[], strict: boolean | undefined): void {
+  if (tokenizer.unkTokenId === undefined) return;
+  const found: string[] = [];
+  for (const { text, where } of texts) {
+    const words = tokenizer.unknownWords(text);
+    if (words.length) found.push(`${where}: ${words.map((w) => JSON.stringify(w.word)).join(', ')}`);
+  }
+  if (found.length === 0) return;
+  const shown = found.slice(0, 5).join('; ') + (found.length > 5 ? `; and ${found.length - 5} more texts` : '');
+  const msg = `words not in the vocabulary (${tokenizer.vocabSize} tokens) become the unknown token ${JSON.stringify(tokenizer.unkToken)}: ${shown}`;
+  if (strict) throw new Error(`${msg} (--strict)`);
+  process.stderr.write(`relp: warning: ${msg}; pass --strict to make this an error\n`);
+}
+
+/** {@link checkUnknownWords} over the clean and corrupt prompts of a dataset. */
+export function checkUnknownPairs(tokenizer: Tokenizer, pairs: readonly PromptPair[], strict: boolean | undefined): void {
+  if (tokenizer.unkTokenId === undefined) return;
+  checkUnknownWords(
+    tokenizer,
+    pairs.flatMap((p, i) => [
+      { text: p.clean, where: `pair ${i + 1} clean` },
+      { text: p.corrupt, where: `pair ${i + 1} corrupt` },
+    ]),
+    strict,
+  );
 }

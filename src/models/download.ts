@@ -1,6 +1,7 @@
 /**
- * Download a GPT-2-style model from the Hugging Face Hub (or a mirror speaking the same HTTP
- * layout): config, tokenizer files and safetensors weights, with sha256 verification and resume.
+ * Download a model repo (GPT-2, GPT-NeoX, Llama, Qwen2 and Gemma-2 layouts alike) from the Hugging
+ * Face Hub (or a mirror speaking the same HTTP layout): config, tokenizer files and safetensors
+ * weights, with sha256 verification and resume.
  *
  * The parts live in src/models/download/: `hub-api.ts` (the hub's HTTP layout, the same one
  * `huggingface_hub` relies on), `fetch-file.ts` (one file: resume, verify, rename), `verify.ts`
@@ -9,10 +10,10 @@
  * Files are written to `<file>.incomplete` and renamed once complete and verified, so an
  * interrupted run resumes with a `Range` request and a finished file is never half-written.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { downloadFile, type DownloadedFile, type DownloadProgress, type FetchContext } from './download/fetch-file.ts';
 import { checkFileName, checkRepoId, expectedFromSibling, HubDownloadError, listFiles, type Sibling } from './download/hub-api.ts';
 import type { Expected } from './download/verify.ts';
@@ -139,8 +140,51 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
     onProgress: opts.onProgress,
     progress: opts.progress ?? Boolean(process.stderr.isTTY),
   };
+  // A failed download must not leave empty folders behind (e.g. a mistyped model id under the
+  // cache). Partial `.incomplete` files stay, so that a rerun resumes; their folder stays with them.
+  const created = missingDirs(ctx.dir);
   mkdirSync(ctx.dir, { recursive: true });
+  try {
+    return await fetchRepo(ctx, opts);
+  } catch (err) {
+    removeEmptyDirs(created);
+    throw err;
+  }
+}
 
+/** The folders `mkdirSync(dir, { recursive: true })` will create, outermost first. */
+function missingDirs(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    out.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  return out;
+}
+
+/** Remove `dirs` (innermost first) and any empty folders inside them, keeping every folder that holds a file. */
+function removeEmptyDirs(dirs: string[]): void {
+  const prune = (d: string): boolean => {
+    if (!existsSync(d) || !statSync(d).isDirectory()) return false;
+    let empty = true;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (!(e.isDirectory() && prune(join(d, e.name)))) empty = false;
+    }
+    if (empty) rmdirSync(d);
+    return empty;
+  };
+  for (const d of [...dirs].reverse()) {
+    try {
+      prune(d);
+    } catch {
+      // Best effort: never hide the download error behind a clean-up error.
+    }
+  }
+}
+
+/** Everything after the target folder exists: listing, config, tokenizer files, weights. */
+async function fetchRepo(ctx: FetchContext, opts: DownloadOptions): Promise<DownloadResult> {
+  const { repoId, revision } = ctx;
   const listing = await listFiles(ctx);
   const listed = (f: string): Expected => expectedFromSibling(listing?.get(f));
   const out: DownloadedFile[] = [];

@@ -34,16 +34,16 @@ export interface IoiOptions {
 
 /** Result of {@link filterSingleTokenWords}. */
 export interface WordFilterResult {
-  /** Words whose " word" is exactly one token that decodes back to " word". */
+  /** Words whose " word" is exactly one known token. */
   kept: string[];
   /** Words dropped, with their token count. */
   dropped: { word: string; tokens: number }[];
 }
 
 /**
- * Keeps the words that tokenize to a single token when preceded by a space.
- * Also requires the token to decode back to " word", which rejects tokenizers that map unknown
- * words to a single UNK token. Duplicates are removed (first occurrence kept).
+ * Keeps the words that are a single token when preceded by a space (`tokenizer.singleToken(" " +
+ * word)`), which also rejects words a word-level vocabulary maps to its unknown token.
+ * Duplicates are removed (first occurrence kept).
  */
 export function filterSingleTokenWords(tokenizer: TokenEncoder, words: readonly string[]): WordFilterResult {
   const kept: string[] = [];
@@ -53,18 +53,19 @@ export function filterSingleTokenWords(tokenizer: TokenEncoder, words: readonly 
     const word = raw.trim();
     if (word === '' || seen.has(word)) continue;
     seen.add(word);
-    const ids = tokenizer.encode(' ' + word);
-    if (ids.length === 1 && tokenizer.decode(ids) === ' ' + word) kept.push(word);
-    else dropped.push({ word, tokens: ids.length });
+    try {
+      tokenizer.singleToken(' ' + word);
+      kept.push(word);
+    } catch {
+      dropped.push({ word, tokens: tokenizer.encode(' ' + word).length });
+    }
   }
   return { kept, dropped };
 }
 
 /** Single token id of " word" (caller has filtered the word). */
 function tokenOf(tokenizer: TokenEncoder, word: string): number {
-  const ids = tokenizer.encode(' ' + word);
-  if (ids.length !== 1) throw new Error(`internal: " ${word}" is ${ids.length} tokens`);
-  return ids[0];
+  return tokenizer.singleToken(' ' + word);
 }
 
 /** Picks `k` distinct items uniformly (partial Fisher-Yates on a copy). */
@@ -139,8 +140,8 @@ export function generateIoi(tokenizer: TokenEncoder, opts: IoiOptions): PromptPa
       corruption === 'abc'
         ? fillTemplate(t.text, { io, s1: s, s2: c, place, object })
         : fillTemplate(t.text, { io: s, s1: io, s2: io, place, object });
-    const cleanIds = tokenizer.encode(clean);
-    const corruptIds = tokenizer.encode(corrupt);
+    const cleanIds = tokenizer.encodePrompt(clean);
+    const corruptIds = tokenizer.encodePrompt(corrupt);
     if (cleanIds.length !== corruptIds.length) {
       throw new Error(
         `generateIoi: clean and corrupt prompts tokenize to different lengths (${cleanIds.length} vs ${corruptIds.length}):\n` +

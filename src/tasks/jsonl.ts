@@ -5,6 +5,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { SingleTokenError } from '../tokenizer.ts';
 import type { PromptPair, TokenEncoder } from './types.ts';
 
 const FIELDS = ['clean', 'corrupt', 'answer', 'wrong'] as const;
@@ -55,8 +56,8 @@ export function parseJsonlDataset(text: string, tokenizer: TokenEncoder, source 
     const wrong = rec.wrong as string;
     const answerId = singleToken(tokenizer, answer, 'answer', where);
     const wrongId = singleToken(tokenizer, wrong, 'wrong', where);
-    const cleanIds = tokenizer.encode(clean);
-    const corruptIds = tokenizer.encode(corrupt);
+    const cleanIds = tokenizer.encodePrompt(clean);
+    const corruptIds = tokenizer.encodePrompt(corrupt);
     if (cleanIds.length !== corruptIds.length) {
       throw new Error(
         `${where}: clean and corrupt must have the same token length, but clean is ${cleanIds.length} tokens ` +
@@ -73,22 +74,20 @@ export function parseJsonlDataset(text: string, tokenizer: TokenEncoder, source 
   return pairs;
 }
 
-/** Token id of `text`, which must be exactly one token that decodes back to `text`. */
+/**
+ * Token id of `text`, which must be exactly one known token (`tokenizer.singleToken`; no decode
+ * round-trip, so a WordPiece vocabulary accepts `" Paul"`).
+ */
 function singleToken(tokenizer: TokenEncoder, text: string, field: string, where: string): number {
-  const ids = tokenizer.encode(text);
-  if (ids.length !== 1) {
-    const parts = ids.map((id) => JSON.stringify(tokenizer.decode([id]))).join(', ');
-    throw new Error(
-      `${where}: field "${field}" ${JSON.stringify(text)} must be a single token but splits into ${ids.length} tokens: [${parts}]`,
-    );
+  try {
+    return tokenizer.singleToken(text);
+  } catch (e) {
+    if (e instanceof SingleTokenError && e.reason === 'several') {
+      const parts = e.pieces.map((p) => JSON.stringify(p)).join(', ');
+      throw new Error(`${where}: field "${field}" ${JSON.stringify(text)} must be a single token but splits into ${e.ids.length} tokens: [${parts}] (ids ${e.ids.join(', ')})`);
+    }
+    throw new Error(`${where}: field "${field}" ${JSON.stringify(text)} is not a single known token: ${(e as Error).message.replace(/^toSingleToken: /, '')}`);
   }
-  const back = tokenizer.decode(ids);
-  if (back !== text) {
-    throw new Error(
-      `${where}: field "${field}" ${JSON.stringify(text)} maps to token ${ids[0]} which decodes to ${JSON.stringify(back)} (unknown word?)`,
-    );
-  }
-  return ids[0];
 }
 
 function readMeta(meta: unknown, where: string): Record<string, string | number> | undefined {

@@ -9,6 +9,18 @@
 export interface TokenEncoder {
   /** Token ids of `text` (no special tokens added). */
   encode(text: string): number[];
+  /**
+   * Token ids of a whole prompt: `encode(text)` behind the special tokens the tokenizer puts in
+   * front by default (BOS for Llama-style tokenizers, nothing for GPT-2), or as overridden by
+   * `--prepend-bos` / `--no-prepend-bos`.
+   */
+  encodePrompt(text: string): number[];
+  /**
+   * Id of `text` as exactly one token, e.g. `" Mary"` (a leading space means "after a space",
+   * whatever the whitespace scheme). Throws naming the pieces when `text` is several tokens, none,
+   * or the unknown token. No decode round-trip is involved.
+   */
+  singleToken(text: string): number;
   /** Text of `ids`. */
   decode(ids: number[]): string;
 }

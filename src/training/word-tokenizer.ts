@@ -1,8 +1,8 @@
 /**
  * Word-level tokenizer for the toy model, shipped as a Hugging Face `tokenizer.json`.
  *
- * @xenova/transformers 2.x cannot load the `WordLevel` model, so the vocabulary is written as a
- * `WordPiece` model whose entries are whole words (no `##` continuation pieces) behind a
+ * @xenova/transformers 2.x (relp's former tokenizer package) could not load the `WordLevel`
+ * model, so the vocabulary is written as a `WordPiece` model whose entries are whole words (no `##` continuation pieces) behind a
  * `BertPreTokenizer` (split on whitespace and punctuation). Any word outside the vocabulary
  * becomes `[UNK]`. Because the pre-tokenizer drops whitespace, " Mary" and "Mary" are the same
  * single token. Decoding puts a space before every token (" Mary", " ,"), like GPT-2 words.
@@ -11,6 +11,7 @@
 import { NAMES, OBJECTS, PLACES } from '../tasks/vocab.ts';
 import { BABA_TEMPLATES, ioiTemplates } from '../tasks/ioi-templates.ts';
 import type { TokenEncoder } from '../tasks/types.ts';
+import { SingleTokenError } from '../tokenizer.ts';
 import { BOS_TOKEN, corpusStrings, splitWords } from './corpus.ts';
 
 /** The unknown-word token. */
@@ -121,12 +122,28 @@ export function tokenizerConfigJson(maxLength: number): Record<string, unknown> 
 
 /**
  * A {@link TokenEncoder} over `vocab` that behaves like the shipped tokenizer.json loaded by
- * src/tokenizer.ts (same ids; decode puts a space before every token but BOS), without loading
- * @xenova/transformers. Used inside the training loop.
+ * src/tokenizer.ts (same ids; decode puts a space before every token but BOS; no BOS on prompts,
+ * as the file has no template), without reading a tokenizer.json. Used inside the training loop.
  */
 export function vocabEncoder(vocab: WordVocab): TokenEncoder {
   return {
     encode: (text: string) => encodeWords(text, vocab),
+    // No template: prompts get no BOS, as the shipped tokenizer.json (no post_processor) says.
+    encodePrompt: (text: string) => encodeWords(text, vocab),
+    singleToken: (text: string) => {
+      const ids = encodeWords(text, vocab);
+      const pieces = ids.map((id) => (id === vocab.bosId ? '' : ' ') + vocab.tokens[id]);
+      if (ids.length === 0) throw new SingleTokenError(`toSingleToken: ${JSON.stringify(text)} gives no tokens`, text, 'none', ids, pieces);
+      if (ids.length !== 1) {
+        const shown = pieces.map((p) => JSON.stringify(p)).join(', ');
+        throw new SingleTokenError(`toSingleToken: ${JSON.stringify(text)} is ${ids.length} tokens, not one: [${shown}] (ids ${ids.join(', ')})`, text, 'several', ids, pieces);
+      }
+      if (ids[0] === vocab.unkId && text.trim() !== vocab.tokens[vocab.unkId]) {
+        const unk = vocab.tokens[vocab.unkId];
+        throw new SingleTokenError(`toSingleToken: ${JSON.stringify(text)} is not in the vocabulary (it maps to the unknown token ${JSON.stringify(unk)})`, text, 'unknown', ids, [unk]);
+      }
+      return ids[0];
+    },
     decode: (ids: number[]) =>
       ids
         .map((id) => {

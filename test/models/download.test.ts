@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultModelDir, downloadModel, type DownloadProgress } from '../../src/models/download.ts';
+import { CONFIG_FILES, defaultModelDir, downloadModel, type DownloadProgress } from '../../src/models/download.ts';
 import { configToHF, type GPT2Config } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { readSafetensors, readShardedSafetensors, writeSafetensors, writeShardedSafetensors } from '../../src/models/safetensors.ts';
@@ -11,6 +11,7 @@ import { loadTokenizer } from '../../src/tokenizer.ts';
 import { Command } from 'commander';
 import { register } from '../../src/cli/commands/download.ts';
 import { startHubServer, type HubRepoFile, type HubServer } from '../helpers/hub-server.ts';
+import { fixtureTokenizerDir } from '../helpers/tokenizer-fixtures.ts';
 
 const FIXTURE = new URL('../fixtures/hub/tiny-gpt2/', import.meta.url).pathname;
 const REPO = 'relp-test/tiny-gpt2';
@@ -343,5 +344,217 @@ describe('relp download (CLI command)', () => {
       so.mockRestore();
       se.mockRestore();
     }
+  });
+});
+
+/**
+ * Hub layouts of the architectures relp is growing into, with tiny random content: HF config keys,
+ * native tensor names, the tokenizer files each repo really has (Pythia and Qwen2 with the real
+ * fixture tokenizers; Gemma-2 with the Llama-2 SentencePiece fixture standing in for its own), and
+ * files relp must leave alone (tokenizer.model, special_tokens_map.json, pytorch_model.bin).
+ */
+describe('downloadModel: Pythia, Qwen2 and Gemma-2 repos', () => {
+  /** A tiny random tensor (values from a fixed LCG so the bytes are reproducible). */
+  function rnd(shape: number[], seed: number): { shape: number[]; data: Float32Array } {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    let x = seed >>> 0;
+    for (let i = 0; i < n; i++) {
+      x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+      data[i] = x / 2 ** 32 - 0.5;
+    }
+    return { shape, data };
+  }
+
+  interface ArchRepo {
+    id: string;
+    config: Record<string, unknown>;
+    weights: StateDict;
+    /** Tokenizer-side files of the real repo (name -> bytes). */
+    tokenizerFiles: Record<string, Uint8Array>;
+    /** Files the real repo has that relp does not fetch. */
+    ignored: string[];
+    /** Checks on the downloaded tokenizer. */
+    checkTokenizer: (dir: string) => Promise<void>;
+  }
+
+  const d = 8;
+  const V = 64;
+  const fixtureFile = (name: 'pythia' | 'qwen2' | 'llama2', file: string) => readFileSync(join(fixtureTokenizerDir(name), file));
+
+  function repos(): ArchRepo[] {
+    let seed = 1;
+    const neox: StateDict = new Map([
+      ['gpt_neox.embed_in.weight', rnd([V, d], seed++)],
+      ['gpt_neox.layers.0.input_layernorm.weight', rnd([d], seed++)],
+      ['gpt_neox.layers.0.input_layernorm.bias', rnd([d], seed++)],
+      ['gpt_neox.layers.0.attention.query_key_value.weight', rnd([3 * d, d], seed++)],
+      ['gpt_neox.layers.0.attention.query_key_value.bias', rnd([3 * d], seed++)],
+      ['gpt_neox.layers.0.attention.dense.weight', rnd([d, d], seed++)],
+      ['gpt_neox.layers.0.mlp.dense_h_to_4h.weight', rnd([4 * d, d], seed++)],
+      ['gpt_neox.layers.0.mlp.dense_4h_to_h.weight', rnd([d, 4 * d], seed++)],
+      ['gpt_neox.final_layer_norm.weight', rnd([d], seed++)],
+      ['embed_out.weight', rnd([V, d], seed++)],
+    ]);
+    const llamaLike = (prefix: string, extra: [string, { shape: number[]; data: Float32Array }][]): StateDict =>
+      new Map([
+        [`${prefix}embed_tokens.weight`, rnd([V, d], seed++)],
+        [`${prefix}layers.0.input_layernorm.weight`, rnd([d], seed++)],
+        [`${prefix}layers.0.self_attn.q_proj.weight`, rnd([d, d], seed++)],
+        [`${prefix}layers.0.self_attn.k_proj.weight`, rnd([d / 2, d], seed++)],
+        [`${prefix}layers.0.self_attn.v_proj.weight`, rnd([d / 2, d], seed++)],
+        [`${prefix}layers.0.self_attn.o_proj.weight`, rnd([d, d], seed++)],
+        [`${prefix}layers.0.mlp.gate_proj.weight`, rnd([2 * d, d], seed++)],
+        [`${prefix}layers.0.mlp.up_proj.weight`, rnd([2 * d, d], seed++)],
+        [`${prefix}layers.0.mlp.down_proj.weight`, rnd([d, 2 * d], seed++)],
+        [`${prefix}norm.weight`, rnd([d], seed++)],
+        ...extra,
+      ]);
+    const qwen = llamaLike('model.', [
+      ['model.layers.0.self_attn.q_proj.bias', rnd([d], seed++)],
+      ['model.layers.0.self_attn.k_proj.bias', rnd([d / 2], seed++)],
+      ['model.layers.0.self_attn.v_proj.bias', rnd([d / 2], seed++)],
+    ]);
+    const gemma = llamaLike('model.', [
+      ['model.layers.0.post_attention_layernorm.weight', rnd([d], seed++)],
+      ['model.layers.0.pre_feedforward_layernorm.weight', rnd([d], seed++)],
+      ['model.layers.0.post_feedforward_layernorm.weight', rnd([d], seed++)],
+    ]);
+    const json = (o: unknown) => Buffer.from(JSON.stringify(o, null, 2));
+    return [
+      {
+        id: 'EleutherAI/pythia-70m',
+        config: { architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', hidden_size: d, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 4 * d, vocab_size: V, rotary_pct: 0.25, rotary_emb_base: 10000, use_parallel_residual: true, max_position_embeddings: 32, layer_norm_eps: 1e-5, hidden_act: 'gelu', tie_word_embeddings: false, bos_token_id: 0, eos_token_id: 0 },
+        weights: neox,
+        tokenizerFiles: { 'tokenizer.json': fixtureFile('pythia', 'tokenizer.json'), 'tokenizer_config.json': fixtureFile('pythia', 'tokenizer_config.json'), 'special_tokens_map.json': json({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '<|endoftext|>' }) },
+        ignored: ['special_tokens_map.json'],
+        checkTokenizer: async (dir) => {
+          const tok = await loadTokenizer(dir);
+          expect(tok.toTokens('Hello world')).toEqual([[12092, 1533]]); // no BOS for GPT-NeoX
+        },
+      },
+      {
+        id: 'Qwen/Qwen2-0.5B',
+        config: { architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: d, num_attention_heads: 2, num_key_value_heads: 1, num_hidden_layers: 1, intermediate_size: 2 * d, vocab_size: V, rope_theta: 1000000, rms_norm_eps: 1e-6, hidden_act: 'silu', max_position_embeddings: 32, tie_word_embeddings: true, torch_dtype: 'bfloat16', bos_token_id: 151643, eos_token_id: 151643 },
+        weights: qwen,
+        tokenizerFiles: {
+          'tokenizer.json': fixtureFile('qwen2', 'tokenizer.json'),
+          'tokenizer_config.json': fixtureFile('qwen2', 'tokenizer_config.json'),
+          'vocab.json': json({ Hello: 9707, 'Ġworld': 1879 }),
+          'merges.txt': Buffer.from('#version: 0.2\nĠ w\n'),
+          'generation_config.json': json({ bos_token_id: 151643, eos_token_id: 151643, max_new_tokens: 2048 }),
+        },
+        ignored: [],
+        checkTokenizer: async (dir) => {
+          const tok = await loadTokenizer(dir);
+          expect(tok.bosTokenId).toBe(151643); // config.json bos_token_id
+          expect(tok.toTokens('Hello world')).toEqual([[9707, 1879]]); // no BOS by default
+        },
+      },
+      {
+        id: 'google/gemma-2-2b',
+        config: { architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', hidden_size: d, num_attention_heads: 2, num_key_value_heads: 1, head_dim: 4, num_hidden_layers: 1, intermediate_size: 2 * d, vocab_size: V, hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: 4, sliding_window: 16, final_logit_softcapping: 30.0, attn_logit_softcapping: 50.0, rms_norm_eps: 1e-6, rope_theta: 10000, max_position_embeddings: 32, torch_dtype: 'float32', bos_token_id: 2, eos_token_id: 1 },
+        weights: gemma,
+        tokenizerFiles: {
+          // Stand-in SentencePiece tokenizer (Llama-2 fixture); Gemma's own is 17 MB.
+          'tokenizer.json': fixtureFile('llama2', 'tokenizer.json'),
+          'tokenizer_config.json': fixtureFile('llama2', 'tokenizer_config.json'),
+          'tokenizer.model': Buffer.alloc(2048, 3),
+          'special_tokens_map.json': json({ bos_token: '<s>', eos_token: '</s>' }),
+          'generation_config.json': json({ bos_token_id: 2, eos_token_id: 1, cache_implementation: 'hybrid' }),
+        },
+        ignored: ['tokenizer.model', 'special_tokens_map.json'],
+        checkTokenizer: async (dir) => {
+          const tok = await loadTokenizer(dir);
+          expect(tok.prependBos).toBe(true); // SentencePiece template adds BOS
+          expect(tok.toTokens('This is a test')[0].slice(1)).toEqual([910, 338, 263, 1243]);
+        },
+      },
+    ];
+  }
+
+  for (const layout of ['sharded', 'single'] as const) {
+    for (const repo of repos()) {
+      it(`${repo.id} (${layout} safetensors): every needed file arrives byte for byte and verifies; nothing else is fetched`, async () => {
+        const src = join(work, `src-${counter++}`);
+        let weightFiles: HubRepoFile[];
+        if (layout === 'sharded') {
+          const { shards, indexPath } = writeShardedSafetensors(src, repo.weights, { maxShardBytes: 1_500 });
+          expect(shards.length).toBeGreaterThan(1);
+          weightFiles = [
+            { path: 'model.safetensors.index.json', data: readFileSync(indexPath) },
+            ...shards.map((p) => ({ path: p.slice(src.length + 1), data: readFileSync(p) })),
+          ];
+        } else {
+          writeSafetensors(join(work, `w-${counter}.safetensors`), repo.weights);
+          weightFiles = [{ path: 'model.safetensors', data: readFileSync(join(work, `w-${counter}.safetensors`)) }];
+        }
+        const files: HubRepoFile[] = [
+          { path: 'config.json', data: Buffer.from(JSON.stringify(repo.config, null, 2)) },
+          ...Object.entries(repo.tokenizerFiles).map(([path, data]) => ({ path, data, lfs: path === 'tokenizer.model' })),
+          ...weightFiles,
+          { path: 'pytorch_model.bin', data: Buffer.alloc(4096, 5), lfs: true },
+          { path: 'README.md', data: Buffer.from(`# ${repo.id}\n`) },
+        ];
+        const hub = await serve({ repoId: repo.id, files });
+        const dir = freshDir();
+        const res = await downloadModel(repo.id, { dir, endpoint: hub.endpoint, progress: false });
+
+        const tokenizerWanted = Object.keys(repo.tokenizerFiles).filter((f) => !repo.ignored.includes(f));
+        const wanted = [...CONFIG_FILES.filter((f) => f === 'config.json' || tokenizerWanted.includes(f)), ...weightFiles.map((f) => f.path)];
+        expect(res.files.map((f) => f.name)).toEqual(wanted);
+        expect(res.files.every((f) => f.status === 'downloaded')).toBe(true);
+        expect(readdirSync(dir).sort()).toEqual([...wanted].sort());
+        for (const f of wanted) expect(Buffer.compare(readFileSync(join(dir, f)), files.find((x) => x.path === f)!.data), f).toBe(0);
+        for (const w of weightFiles.filter((f) => f.path.endsWith('.safetensors'))) {
+          expect(res.files.find((f) => f.name === w.path)!.sha256, w.path).toBe(hub.sha256(w.path));
+        }
+        const back = layout === 'sharded' ? readShardedSafetensors(join(dir, 'model.safetensors.index.json')).tensors : readSafetensors(join(dir, 'model.safetensors'));
+        expectSameTensors(back, repo.weights);
+        const fetched = hub.requests.filter((r) => r.method === 'GET').map((r) => r.path);
+        for (const f of [...repo.ignored, 'pytorch_model.bin', 'README.md']) expect(fetched.some((p) => p.endsWith(`/${f}`)), f).toBe(false);
+        await repo.checkTokenizer(dir);
+
+        // A second run finds everything complete.
+        const again = await downloadModel(repo.id, { dir, endpoint: hub.endpoint, progress: false });
+        expect(again.files.every((f) => f.status === 'skipped')).toBe(true);
+      });
+    }
+  }
+});
+
+describe('downloadModel: clean-up after a failure (issue 16)', () => {
+  it('leaves no empty folders behind when the repo does not exist, under a fresh cache', async () => {
+    const hub = await serve();
+    const cache = join(work, `cache-${counter++}`);
+    vi.stubEnv('RELP_CACHE_DIR', cache);
+    await expect(downloadModel('relp-test/nope', { endpoint: hub.endpoint, progress: false })).rejects.toThrow(/not found/);
+    expect(existsSync(defaultModelDir('relp-test/nope'))).toBe(false);
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it('removes only what it created: an existing target folder and its files stay', async () => {
+    const hub = await serve();
+    const dir = freshDir();
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    await expect(downloadModel('relp-test/nope', { dir, endpoint: hub.endpoint, progress: false })).rejects.toThrow(/not found/);
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+  });
+
+  it('keeps the config files it fetched, and their folder, when the repo turns out to have no safetensors', async () => {
+    const hub = await serve({ files: repoFiles.filter((f) => f.path !== 'model.safetensors') });
+    const dir = join(work, `nested-${counter++}`, 'a', 'b');
+    await expect(downloadModel(REPO, { dir, endpoint: hub.endpoint, progress: false })).rejects.toThrow(/has no safetensors weights/);
+    // The config files it fetched are kept (a rerun skips them), so their folder stays.
+    expect(readdirSync(dir).sort()).toEqual([...CONFIG_AND_TOKENIZER].sort());
+  });
+
+  it('keeps the partial file (and so its folder) of an interrupted download for the resume', async () => {
+    const hub = await serve();
+    const dir = join(work, `fresh-${counter++}`, 'model');
+    hub.cutNext.set('model.safetensors', 1_000);
+    await expect(downloadModel(REPO, { dir, endpoint: hub.endpoint, progress: false })).rejects.toThrow(/interrupted/);
+    expect(existsSync(join(dir, 'model.safetensors.incomplete'))).toBe(true);
   });
 });

@@ -3,7 +3,8 @@ import { filterSingleTokenWords, generateIoi, groupByLength, splitBatches } from
 import { BABA_TEMPLATES } from '../../src/tasks/ioi-templates.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { NAMES } from '../../src/tasks/vocab.ts';
-import type { Tokenizer } from '../../src/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/tokenizer.ts';
+import { fixtureTokenizerDir, fixtureTokenizerJson } from '../helpers/tokenizer-fixtures.ts';
 import { gpt2Tokenizer } from './gpt2-tokenizer.ts';
 
 let tok: Tokenizer;
@@ -183,5 +184,27 @@ describe('groupByLength / splitBatches', () => {
     expect(parts.flatMap((b) => b.pairs)).toEqual(batch.pairs);
     for (const b of parts) expect(b.length).toBe(batch.length);
     expect(() => splitBatches(batch, 0)).toThrow(/maxSize must be a positive integer/);
+  });
+});
+
+describe('generateIoi on a Llama (SentencePiece) tokenizer', () => {
+  it('puts <s> in front of every prompt and finds the ▁Name tokens at their positions', async () => {
+    const llama = await loadTokenizer(fixtureTokenizerDir('llama2'));
+    const vocab = fixtureTokenizerJson('llama2').model.vocab;
+    const pairs = generateIoi(llama, { n: 12, seed: 4, corruption: 'abc' });
+    for (const p of pairs) {
+      expect(p.cleanIds[0]).toBe(1);
+      expect(p.corruptIds[0]).toBe(1);
+      expect(p.answerId).toBe(vocab[`▁${p.answer.slice(1)}`]);
+      expect(p.wrongId).toBe(vocab[`▁${p.wrong.slice(1)}`]);
+      const m = p.meta as Record<string, number>;
+      expect(p.cleanIds[m.ioPos]).toBe(p.answerId);
+      expect(p.cleanIds[m.s1Pos]).toBe(p.wrongId);
+      expect(p.cleanIds[m.s2Pos]).toBe(p.wrongId);
+      expect(p.cleanIds.slice(1)).toEqual(llama.encode(p.clean));
+    }
+    // --no-prepend-bos: the same prompts without <s>.
+    const bare = generateIoi(llama.withPrependBos(false), { n: 12, seed: 4, corruption: 'abc' });
+    expect(bare.map((p) => p.cleanIds)).toEqual(pairs.map((p) => p.cleanIds.slice(1)));
   });
 });

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateIoi } from '../../src/tasks/ioi.ts';
 import { formatJsonlDataset, loadJsonlDataset, parseJsonlDataset, writeJsonlDataset } from '../../src/tasks/jsonl.ts';
-import type { Tokenizer } from '../../src/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/tokenizer.ts';
+import { fixtureTokenizerDir, fixtureTokenizerJson } from '../helpers/tokenizer-fixtures.ts';
 import { gpt2Tokenizer } from './gpt2-tokenizer.ts';
 
 let tok: Tokenizer;
@@ -110,6 +111,36 @@ describe('loadJsonlDataset', () => {
 
   it('inline text uses <inline> as the source name', () => {
     expect(() => parseJsonlDataset(`${GOOD}\n{oops`, tok)).toThrow(/<inline>:2: malformed JSON/);
+  });
+});
+
+describe('parseJsonlDataset on other whitespace schemes', () => {
+  it('WordPiece whose decoder drops spaces: " Mary" is accepted (no decode round-trip), an unknown word is named', async () => {
+    const wordDir = join(import.meta.dirname, '..', 'fixtures', 'wordlevel-tokenizer');
+    const wp = await loadTokenizer(wordDir);
+    const vocab = (JSON.parse(readFileSync(join(wordDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+    expect(wp.decode([vocab.Mary])).toBe('Mary'); // what made the old round-trip check fail
+    const line = JSON.stringify({ clean: 'When Mary and John went to the store , John gave a drink to', corrupt: 'When Mary and John went to the store , Bob gave a drink to', answer: ' Mary', wrong: ' John' });
+    const [pair] = parseJsonlDataset(line, wp);
+    expect(pair.answerId).toBe(vocab.Mary);
+    expect(pair.wrongId).toBe(vocab.John);
+    const unknown = JSON.stringify({ ...JSON.parse(line), answer: ' Zed' });
+    expect(() => parseJsonlDataset(unknown, wp, 'd.jsonl')).toThrow(/d\.jsonl:1: field "answer" " Zed" is not a single known token: " Zed" is not in the vocabulary \(it maps to the unknown token "\[UNK\]"\)/);
+  });
+
+  it('Llama: prompts get <s> by default, answers resolve to ▁Name', async () => {
+    const llama = await loadTokenizer(fixtureTokenizerDir('llama2'));
+    const vocab = fixtureTokenizerJson('llama2').model.vocab;
+    const [pair] = parseJsonlDataset(GOOD, llama);
+    expect(pair.answerId).toBe(vocab['▁Mary']);
+    expect(pair.wrongId).toBe(vocab['▁John']);
+    expect(pair.cleanIds).toEqual([1, ...llama.encode(pair.clean)]);
+    expect(parseJsonlDataset(GOOD, llama.withPrependBos(false))[0].cleanIds).toEqual(llama.encode(pair.clean));
+    // Pieces are named with their leading space, though Llama's decoder strips it at a text's start.
+    const two = JSON.stringify({ ...(JSON.parse(GOOD) as Record<string, unknown>), wrong: ' John Smith' });
+    expect(() => parseJsonlDataset(two, llama, 'l.jsonl')).toThrow(
+      `l.jsonl:1: field "wrong" " John Smith" must be a single token but splits into 2 tokens: [" John", " Smith"] (ids ${vocab['▁John']}, ${vocab['▁Smith']})`,
+    );
   });
 });
 

@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('word-level tokenizer.json', () => {
-  it('loads in @xenova/transformers with the vocabulary ids and BOS = <|endoftext|> = 0', () => {
+  it('loads through loadTokenizer with the vocabulary ids and BOS = <|endoftext|> = 0', () => {
     expect(tok.vocabSize).toBe(vocab.tokens.length);
     expect(tok.bosTokenId).toBe(0);
     expect(tok.toTokens('Mary', { prependBos: true })).toEqual([[0, vocab.ids.get('Mary')]]);

@@ -25,6 +25,7 @@ import { resolveRules } from '../../relp/rules.ts';
 import { generateIoi, groupByLength } from '../../tasks/ioi.ts';
 import { loadJsonlDataset } from '../../tasks/jsonl.ts';
 import type { PromptPair } from '../../tasks/types.ts';
+import { addTokenizerOptions, checkUnknownPairs, cliTokenizer } from '../shared.ts';
 
 /** Parsed options of `relp circuit`. */
 export interface CircuitCommandOptions {
@@ -45,6 +46,10 @@ export interface CircuitCommandOptions {
   reference: 'auto' | 'none' | 'patching' | 'gpt2-ioi';
   out: string;
   progress?: boolean;
+  /** `--prepend-bos` / `--no-prepend-bos`; undefined: the tokenizer's template decides. */
+  prependBos?: boolean;
+  /** `--strict`: unknown words in the prompts are an error, not a warning. */
+  strict?: boolean;
 }
 
 function positiveInt(name: string) {
@@ -90,18 +95,22 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
   if (opts.method.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
   const loaded = await loadModelWithTokenizer(opts.model);
-  const { model, tokenizer } = loaded;
+  const { model } = loaded;
+  const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
     let data: PatchingData;
     if (opts.dataset) {
       const pairs = loadJsonlDataset(opts.dataset, tokenizer);
+      checkUnknownPairs(tokenizer, pairs, opts.strict);
       const groups = groupByLength(pairs);
       if (groups.length > 1) {
         throw new Error(`${opts.dataset}: prompts tokenize to ${groups.length} different lengths (${groups.map((g) => `${g.length}: ${g.pairs.length}`).join(', ')}); a circuit run needs one length`);
       }
       data = toPatchingData(pairs);
     } else {
-      data = toPatchingData(ioiPairs(tokenizer, opts.n, opts.seed, opts.corruption));
+      const pairs = ioiPairs(tokenizer, opts.n, opts.seed, opts.corruption);
+      checkUnknownPairs(tokenizer, pairs, opts.strict);
+      data = toPatchingData(pairs);
     }
     let referenceHeads: HeadRef[] | undefined;
     let referenceSource: string | null = null;
@@ -175,7 +184,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
 
 /** Register `circuit` on the program. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('circuit')
     .description('Find a circuit by edge attribution (EAP, EAP-RelP, EAP-IG or exact edge patching) and measure its faithfulness')
     .option('--model <dir>', 'model folder (default: the embedded IOI model)')
@@ -200,7 +209,8 @@ export function register(program: Command): void {
     .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt('--curve-points'), 10)
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
-    .option('--no-progress', 'no progress bar on stderr')
+    .option('--no-progress', 'no progress bar on stderr');
+  addTokenizerOptions(cmd)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');

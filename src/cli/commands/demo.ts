@@ -10,7 +10,7 @@ import { runSweep } from '../../patching/sweep.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { ioiSameLength } from '../../tasks/dataset.ts';
 import type { RunFile } from '../../patching/run-file.ts';
-import { integer, positiveInt, setup } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, setup, type TokenizerCliOptions } from '../shared.ts';
 
 /** The top heads of a run's `activation` z grid, by |score|. */
 export function topHeads(run: RunFile, k = 10): { head: string; score: number }[] {
@@ -26,7 +26,7 @@ function stamp(): string {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('demo')
     .description('The main job: IOI on the embedded model, activation patching vs AtP vs RelP, correlation table, top heads, run file, viewer.')
     .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)')
@@ -35,12 +35,14 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder (default runs/demo-<timestamp>)')
     .option('--no-serve', 'stop after the run is written')
     .option('--port <p>', 'viewer port', integer, 7878)
-    .option('--host <h>', 'viewer host', '127.0.0.1')
-    .action(async (o: { model?: string; n: number; seed: number; out?: string; serve: boolean; port: number; host: string }) => {
+    .option('--host <h>', 'viewer host', '127.0.0.1');
+  addTokenizerOptions(cmd)
+    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; out?: string; serve: boolean; port: number; host: string }) => {
       const t0 = performance.now();
       const out = resolve(o.out ?? `runs/demo-${stamp()}`);
       const loaded = await setup(o.model);
-      const pairs = ioiSameLength(loaded.tokenizer, o.n, o.seed, 'abc');
+      const pairs = ioiSameLength(cliTokenizer(loaded.tokenizer, o), o.n, o.seed, 'abc');
+      checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
       process.stderr.write(`relp: ${pairs.length} IOI pairs (ABC corruption), e.g. ${JSON.stringify(pairs[0].clean)} → ${JSON.stringify(pairs[0].answer)}\n`);
       const run = await runSweep(loaded, pairs, {
         methods: ['activation', 'atp', 'relp'],

@@ -1,19 +1,22 @@
 /** `relp logits`: next-token logits of a text. */
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { printJson, setup } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('logits')
     .description('Print the tokens and the top-5 next tokens of a text (or, with --json, the full last-position logits).')
     .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)')
-    .requiredOption('--text <text>', 'input text')
-    .option('--prepend-bos', 'prepend the BOS token', false)
+    .requiredOption('--text <text>', 'input text');
+  addTokenizerOptions(cmd)
     .option('--json', 'print exactly one JSON object {"ids": [...], "logits": [...]}', false)
-    .action(async (o: { model?: string; text: string; prependBos: boolean; json: boolean }) => {
-      const { model, tokenizer } = await setup(o.model);
-      const ids = tokenizer.toTokens(o.text, { prependBos: o.prependBos })[0];
+    .action(async (o: TokenizerCliOptions & { model?: string; text: string; json: boolean }) => {
+      const loaded = await setup(o.model);
+      const { model } = loaded;
+      const tokenizer = cliTokenizer(loaded.tokenizer, o);
+      checkUnknownWords(tokenizer, [{ text: o.text, where: '--text' }], o.strict);
+      const ids = tokenizer.toTokens(o.text)[0];
       if (ids.length === 0) throw new Error('--text tokenizes to no tokens');
       const last = tf.tidy(() => {
         const lg = model.forward([ids], { lastPositionOnly: true });
@@ -30,7 +33,7 @@ export function register(program: Command): void {
       const top = logits.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]).slice(0, 5);
       process.stdout.write('top-5 next tokens:\n');
       for (const [v, i] of top) {
-        process.stdout.write(`  ${JSON.stringify(tokenizer.decode([i])).padEnd(16)} id ${String(i).padStart(6)}  logit ${v.toFixed(3).padStart(8)}  p ${(Math.exp(v - max) / z).toFixed(4)}\n`);
+        process.stdout.write(`  ${JSON.stringify(tokenizer.tokenStr(i)).padEnd(16)} id ${String(i).padStart(6)}  logit ${v.toFixed(3).padStart(8)}  p ${(Math.exp(v - max) / z).toFixed(4)}\n`);
       }
     });
 }

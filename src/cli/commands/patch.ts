@@ -8,7 +8,7 @@ import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
 import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
 import type { IoiCorruption } from '../../tasks/ioi.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
-import { integer, positiveInt, setup } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, setup, type TokenizerCliOptions } from '../shared.ts';
 
 /** Options shared by commands that take a dataset. */
 export interface DatasetCliOptions {
@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .command('patch')
     .description('Run activation patching, AtP, AtP* and RelP over the same components and write DIR/run.json.')
     .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)');
-  addDatasetOptions(cmd)
+  addTokenizerOptions(addDatasetOptions(cmd))
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
     .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern, every', 'resid_pre,attn_out,mlp_out')
     .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default('relp'))
@@ -49,11 +49,12 @@ export function register(program: Command): void {
     .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
     .option('--batch <b>', 'sequences per forward in activation patching (patches × prompts)', positiveInt)
     .requiredOption('--out <dir>', 'output folder (resumes from its progress.json)')
-    .action(async (o: DatasetCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string }) => {
+    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string }) => {
       const methods = parseMethods(o.methods);
       const loaded = await setup(o.model);
       const spec = datasetSpec(o);
-      const pairs = loadDataset(loaded.tokenizer, spec);
+      const pairs = loadDataset(cliTokenizer(loaded.tokenizer, o), spec);
+      checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
       const run = await runSweep(loaded, pairs, {
         methods,
         components: o.components,
