@@ -4,8 +4,9 @@
  * activation patching, AtP, RelP and a circuit (compared with the same calls on src/), the CLI
  * (`relp --help` without warnings, `relp demo` on the embedded model) and the viewer's assets.
  *
- * The install uses the npm registry (`--prefer-offline`: the npm cache filled by this repo's
- * install serves what it holds). On a machine without the registry, RELP_PACK_OFFLINE=1 installs
+ * The install is the plain one a user runs (no --ignore-scripts, no overrides; before relp's
+ * tokenizers came from @huggingface/tokenizers it failed in sharp's libvips download). It uses the
+ * npm registry (`--prefer-offline`: the npm cache filled by this repo's install serves what it holds). On a machine without the registry, RELP_PACK_OFFLINE=1 installs
  * the tarball by hand instead: unpacked into node_modules/relp, its dependencies linked from this
  * repo's node_modules (what npm would resolve them to is then not checked).
  */
@@ -28,17 +29,8 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
   optionalDependencies?: Record<string, string>;
   exports: Record<string, string | Record<string, string>>;
-  overrides?: Record<string, string>;
 };
 const OFFLINE = process.env.RELP_PACK_OFFLINE === '1';
-/**
- * @xenova/transformers 2.x depends on sharp 0.32, whose install script downloads libvips, and
- * relp's own `overrides` do not reach a consumer: while relp depends on it, the consumer pins
- * sharp itself (as a user has to; sharp 0.34 ships prebuilt binaries). Without it, the consumer's
- * package.json is empty and the install is the plain one a user runs.
- */
-const CONSUMER_OVERRIDES: Record<string, string> | undefined = '@xenova/transformers' in PKG.dependencies ? { sharp: PKG.overrides!.sharp } : undefined;
-
 interface Result {
   code: number | null;
   stdout: string;
@@ -104,7 +96,7 @@ beforeAll(async () => {
 
   consumer = join(work, 'consumer');
   mkdirSync(consumer);
-  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'relp-consumer', private: true, type: 'module', overrides: CONSUMER_OVERRIDES }, null, 2));
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'relp-consumer', private: true, type: 'module' }, null, 2));
   if (OFFLINE) {
     const dest = join(consumer, 'node_modules', PKG.name);
     mkdirSync(dest, { recursive: true });
