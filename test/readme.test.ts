@@ -46,7 +46,7 @@ const COVERAGE: Record<string, string> = {
   'npm run notebooks': 'CI: .ci/run',
   'npm run typecheck': 'CI: .ci/run',
   'npm run docs': 'CI: .ci/run (TypeDoc with treatWarningsAsErrors)',
-  'npm run build': 'CI: .ci/run (npm ci runs it through `prepare`); test/global-setup.ts before the tests; test/package/pack.test.ts (npm pack runs it)',
+  'npm run build': 'test/global-setup.ts runs it before the tests when dist/ is stale; in .ci/run `npm ci` runs it through `prepare` (checked there)',
   'npm run bench -- --quick': 'test/bench/bench.test.ts runs runBench (what the script calls) on a tiny model; the benchmark itself is timed work, not a test',
   'npm run bench': 'test/bench/bench.test.ts (as above)',
   'npx tsx docs/cli-reference.ts --write': 'this test: renderCliReference/replaceCliSection, the two functions the script calls, are checked below',
