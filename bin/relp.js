@@ -1,6 +1,34 @@
 #!/usr/bin/env node
-// Thin launcher: runs the TypeScript CLI through tsx so `npx relp` works without a build step.
-import { register } from 'tsx/esm/api';
-register();
-const { main } = await import('../src/cli/main.ts');
+// Launcher: runs the compiled CLI in dist/ (built by `npm install`/`npm ci` through `prepare`,
+// or `npm run build`); no TypeScript loader at run time.
+import { readFileSync } from 'node:fs';
+
+// `relp --help` prints the text the build rendered from the same program (dist/cli/help.txt, 80
+// columns), without loading the command modules and TensorFlow.js behind them. A terminal
+// narrower than that gets the live, re-wrapped help.
+const args = process.argv.slice(2);
+const narrow = process.stdout.isTTY && process.stdout.columns < 80;
+if (args.length === 1 && ['--help', '-h', 'help'].includes(args[0]) && !narrow) {
+  let text;
+  try {
+    text = readFileSync(new URL('../dist/cli/help.txt', import.meta.url), 'utf8');
+  } catch {
+    // not cached (or not built): fall through to the CLI
+  }
+  if (text !== undefined) {
+    process.stdout.write(text);
+    process.exit(0);
+  }
+}
+
+let main;
+try {
+  ({ main } = await import('../dist/cli/main.js'));
+} catch (err) {
+  if (err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli/main.js')) {
+    process.stderr.write('relp: dist/ is not built; run `npm run build` (npm install does it through `prepare`)\n');
+    process.exit(1);
+  }
+  throw err;
+}
 await main(process.argv);

@@ -1,6 +1,8 @@
 /**
- * relp's public API. Import from here (`import { loadModel, activationPatch } from 'relp'`)
- * or from the module files directly.
+ * relp's public API (`import { loadModel, activationPatch } from 'relp'`): backend, hooked model,
+ * model loading, tasks, activation/attribution/relevance patching and the LRP rules.
+ * Circuits are in `relp/circuits`, the viewer in `relp/viz` (so importing the core does not load
+ * express); these three entry points are the package's whole public surface.
  */
 export { initBackend, currentBackend, type BackendName } from './backend.ts';
 export { guardMemory, estimateBytes, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from './backend/memory-guard.ts';
@@ -30,4 +32,3 @@ export { readRunFile, writeRunFile, type RunFile } from './patching/run-file.ts'
 export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
 export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './relp/rules.ts';
 export { inputRelevance, heatLine } from './relp/input-relevance.ts';
-export { startViewer, createViewerApp } from './viz/server.ts';

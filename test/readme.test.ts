@@ -25,6 +25,7 @@ import { parseJsonlDataset } from '../src/tasks/jsonl.ts';
 import { loadTokenizer } from '../src/tokenizer.ts';
 import { makeTmpModelDir } from './helpers/tmp-model.ts';
 import { startHubServer } from './helpers/hub-server.ts';
+import { toSourceImports } from './helpers/readme-examples.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -45,6 +46,9 @@ const COVERAGE: Record<string, string> = {
   'npm run notebooks': 'CI: .ci/run',
   'npm run typecheck': 'CI: .ci/run',
   'npm run docs': 'CI: .ci/run (TypeDoc with treatWarningsAsErrors)',
+  'npm run build': 'test/global-setup.ts runs it before the tests when dist/ is stale; in .ci/run `npm ci` runs it through `prepare` (checked there)',
+  'npm run bench -- --quick': 'test/bench/bench.test.ts runs runBench (what the script calls) on a tiny model; the benchmark itself is timed work, not a test',
+  'npm run bench': 'test/bench/bench.test.ts (as above)',
   'npx tsx docs/cli-reference.ts --write': 'this test: renderCliReference/replaceCliSection, the two functions the script calls, are checked below',
   'npx relp logits --text "When Mary and John went to the store, John gave a drink to"': 'this test',
   'npx relp lrp --text "When Mary and John went to the store, John gave a drink to" --target " Mary" --contrast " John"': 'this test',
@@ -324,13 +328,14 @@ describe('README: TypeScript examples', () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     examples.forEach((code, i) => {
       const f = join(ARTIFACTS, `example-${i + 1}.ts`);
-      writeFileSync(f, code.replace(/from '\.\/src\//g, "from '../../../src/"));
+      writeFileSync(f, toSourceImports(code));
       files.push(f);
     });
   });
 
-  it('there are examples of hooks, patching, runs and circuits', () => {
+  it('there are examples of hooks, patching, runs and circuits, and they import relp as a package', () => {
     expect(examples.length).toBeGreaterThanOrEqual(4);
+    for (const code of examples) expect(code).not.toMatch(/from '\.{1,2}\//); // no ./src/... paths: a user has only the package
     for (const api of ['runWithCacheAndGrads', 'attributionPatch', 'runSweep', 'runCircuit']) expect(examples.join('\n')).toContain(api);
   });
 

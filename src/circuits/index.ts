@@ -1,0 +1,72 @@
+/**
+ * relp's circuit API (`import { runCircuit } from 'relp/circuits'`): the edge graph of a GPT-2,
+ * edge attribution (EAP, EAP-IG, EAP with RelP rules, exact), edge selection and pruning,
+ * faithfulness curves, and the circuit.json / faithfulness.json writers.
+ */
+export { runCircuit, type CircuitRunOptions, type CircuitRun } from './run-circuit.ts';
+export {
+  buildGraph,
+  edgeAt,
+  edgeCountFormula,
+  edgeIndex,
+  edgeName,
+  headNode,
+  layerTargets,
+  mlpNode,
+  type CircuitGraph,
+  type GraphEdge,
+  type GraphNode,
+  type GraphTarget,
+  type HeadInput,
+  type NodeKind,
+} from './graph.ts';
+export { graphForward, type EdgePatch, type GraphForwardOptions, type GraphProbes } from './graph-forward.ts';
+export {
+  attributeEdges,
+  exactEdgeScores,
+  parseEdgeMethod,
+  nodeOutputs,
+  EDGE_METHODS,
+  type AttributeOptions,
+  type EdgeMethod,
+  type EdgeScores,
+  type ExactOptions,
+} from './attribute.ts';
+export {
+  countEdges,
+  circuitNodes,
+  pruneDangling,
+  rankEdges,
+  selectEdges,
+  selectGreedy,
+  selectThreshold,
+  selectTopN,
+  type Selection,
+} from './prune.ts';
+export {
+  ablatedOutputs,
+  evaluateCircuits,
+  faithfulnessCurve,
+  logSpacedSizes,
+  nodeCircuitFaithfulness,
+  parseAblation,
+  trapezoid,
+  type Ablation,
+  type CircuitEvaluation,
+  type CurveOptions,
+  type CurvePoint,
+  type FaithfulnessCurve,
+  type FaithfulnessOptions,
+} from './faithfulness.ts';
+export {
+  GPT2_SMALL_IOI_HEADS,
+  gpt2SmallIoiHeads,
+  headRocAuc,
+  headScores,
+  isGpt2SmallShape,
+  patchingReferenceHeads,
+  rocAuc,
+  type HeadRef,
+  type PatchingReferenceOptions,
+} from './reference.ts';
+export { circuitToJson, writeCircuitFiles, type CircuitExport, type CircuitJson, type CircuitJsonLink, type CircuitJsonNode } from './export.ts';
