@@ -143,7 +143,7 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
 
   let edges: Float32Array | undefined;
   if (plan.edges) {
-    edges = new Float32Array(edgeCount(cfg));
+    edges = new Float32Array(edgeCount(cfg)).fill(NaN);
     for (const k of keys) {
       const s = parseShardKey(k);
       if (s.kind !== 'edge') continue;

@@ -47,7 +47,8 @@ export interface SweepPlan {
   batch?: number;
   activation?: { components: ComponentName[]; layersPerShard: number };
   gradient?: { methods: GradMethod[]; components: ComponentName[]; promptsPerShard: number };
-  edges?: { edgesPerShard: number };
+  /** Exact edge patching; `range` [a, b] limits it to edges a..b (the others are NaN in the merge). */
+  edges?: { edgesPerShard: number; range?: [number, number] };
   noop?: { count: number };
 }
 
@@ -111,7 +112,12 @@ export function planShards(plan: SweepPlan): string[] {
       for (const [from, to] of ranges(plan.pairs.length, plan.gradient.promptsPerShard)) keys.push({ kind: 'grad', method, from, to });
     }
   }
-  if (plan.edges) for (const [from, to] of ranges(edgeCount(cfg), plan.edges.edgesPerShard)) keys.push({ kind: 'edge', from, to });
+  if (plan.edges) {
+    const E = edgeCount(cfg);
+    const [a, b] = plan.edges.range ?? [0, E - 1];
+    if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a <= b && b < E)) throw new Error(`edge range [${a}, ${b}] is not inside [0, ${E - 1}]`);
+    for (const [from, to] of ranges(b - a + 1, plan.edges.edgesPerShard)) keys.push({ kind: 'edge', from: a + from, to: a + to });
+  }
   if (plan.noop) for (let i = 0; i < plan.noop.count; i++) keys.push({ kind: 'noop', index: i });
   return keys.map(shardKey);
 }

@@ -63,7 +63,7 @@ export function buildPlan(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
 ): SweepPlan {
   toPatchingData(pairs); // one token length, with a clear error otherwise
   const methods = opts.methods ?? [];
@@ -81,7 +81,7 @@ export function buildPlan(
     batch: opts.batch,
     activation: methods.includes('activation') ? { components, layersPerShard: opts.layersPerShard ?? 1 } : undefined,
     gradient: grad.length ? { methods: grad, components, promptsPerShard: opts.promptsPerShard ?? 8 } : undefined,
-    edges: opts.edges ? { edgesPerShard: opts.edgesPerShard ?? 64 } : undefined,
+    edges: opts.edges ? { edgesPerShard: opts.edgesPerShard ?? 64, range: opts.edgeRange } : undefined,
     noop: opts.noop ? { count: opts.noop } : undefined,
   };
 }

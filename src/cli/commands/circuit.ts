@@ -15,7 +15,9 @@ import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/a
 import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
 import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
-import { runCircuit } from '../../circuits/run-circuit.ts';
+import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.ts';
+import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
+import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges } from '../../circuits/prune.ts';
 import { edgeCountFormula } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../models/load-model.ts';
@@ -45,6 +47,12 @@ export interface CircuitCommandOptions {
   reference: 'auto' | 'none' | 'patching' | 'gpt2-ioi';
   out: string;
   progress?: boolean;
+  /** Exact edges: local threads (default: cores). */
+  workers?: number;
+  /** Exact edges: redis://HOST:PORT/NAME for `relp worker` processes. */
+  queue?: string;
+  /** Exact edges per shard. */
+  shardEdges?: number;
 }
 
 function positiveInt(name: string) {
@@ -118,7 +126,17 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
       const { nLayers: L, nHeads: H } = model.cfg;
       process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${edgeCountFormula(L, H)} edges); meant for small models\n`);
     }
+    let precomputed: CircuitRunOptions['precomputed'];
+    if (opts.method.includes('exact')) {
+      // Exact edge patching as shards (threads or a queue), resumable from OUT/progress.json.
+      const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, { edges: true, edgesPerShard: opts.shardEdges });
+      const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
+      precomputed = { exact: { method: 'exact', scores: r.edges!, baselines: r.baselines, seconds: r.seconds.exact ?? 0 } };
+    } else if (opts.workers !== undefined || opts.queue !== undefined) {
+      throw new Error('--workers and --queue apply to --method exact only (the gradient methods are one pass)');
+    }
     const run = runCircuit(model, data, {
+      precomputed,
       methods: opts.method,
       rules: opts.rules,
       igSteps: opts.igSteps,
@@ -201,6 +219,9 @@ export function register(program: Command): void {
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
     .option('--no-progress', 'no progress bar on stderr')
+    .option('--workers <n>', 'exact: worker threads, each with its own model (default: the number of cores, capped by memory)', positiveInt('--workers'))
+    .option('--queue <url>', 'exact: run the edge shards on `relp worker` processes: redis://HOST:PORT/NAME')
+    .option('--shard-edges <n>', 'exact: edges per shard', positiveInt('--shard-edges'), 64)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
