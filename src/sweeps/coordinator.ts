@@ -58,9 +58,16 @@ export async function runQueued(plan: SweepPlan, planHash: string, keys: string[
   const pending = new Map<string, { jobId: string; refusals: number }>();
   const add = (key: string, jobId: string) =>
     queue.add('shard', { plan, key, planHash }, { jobId, attempts: 2, removeOnComplete: false, removeOnFail: false });
+  // Events name the jobs to look at now; a periodic full check catches what events miss
+  // (a coordinator restart, a Redis restart).
   let wake: (() => void) | undefined;
-  events.on('completed', () => wake?.());
-  events.on('failed', () => wake?.());
+  const dirty = new Set<string>();
+  const onEvent = ({ jobId }: { jobId: string }) => {
+    dirty.add(jobId);
+    wake?.();
+  };
+  events.on('completed', onEvent);
+  events.on('failed', onEvent);
   try {
     await withTimeout(queue.waitUntilReady(), timeoutMs, `connecting to Redis at ${target.display}`);
     for (const key of keys) {
@@ -71,8 +78,9 @@ export async function runQueued(plan: SweepPlan, planHash: string, keys: string[
       else if ((await job.getState()) === 'failed') await job.retry('failed'); // failed before a restart: try again
     }
     let lastOk = Date.now();
-    const check = async () => {
+    const check = async (only?: Set<string>) => {
       for (const [key, p] of [...pending]) {
+        if (only && !only.has(p.jobId)) continue;
         const job = await Job.fromId<ShardJobData, ShardResult>(queue, p.jobId);
         if (!job) {
           log(`shard ${key}: its job is gone from the queue (Redis restarted?); enqueued again`);
@@ -96,13 +104,21 @@ export async function runQueued(plan: SweepPlan, planHash: string, keys: string[
         pending.delete(key);
       }
     };
+    let lastFull = 0;
+    const pollMs = opts.pollMs ?? 1000;
     while (pending.size > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, opts.pollMs ?? 1000);
-        wake = () => (clearTimeout(t), resolve());
-      });
+      if (dirty.size === 0) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, pollMs);
+          wake = () => (clearTimeout(t), resolve());
+        });
+      }
+      const full = Date.now() - lastFull >= pollMs;
+      const only = full ? undefined : new Set(dirty);
+      dirty.clear();
       try {
-        await withTimeout(check(), Math.min(timeoutMs, 15_000), 'checking the queue');
+        await withTimeout(check(only), Math.min(timeoutMs, 15_000), 'checking the queue');
+        if (full) lastFull = Date.now();
         if (down) log(`Redis at ${target.display} is back`);
         down = false;
         lastOk = Date.now();

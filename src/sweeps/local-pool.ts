@@ -5,7 +5,7 @@
 import { Piscina } from 'piscina';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { SweepPlan } from './plan.ts';
-import { runShard, type ShardResult } from './run-shard.ts';
+import type { ShardResult } from './run-shard.ts';
 import type { ShardTask } from './shard-thread.ts';
 
 /** Options of {@link runLocal}. */
@@ -51,6 +51,8 @@ function message(err: unknown): string {
 export async function runLocal(plan: SweepPlan, planHash: string, keys: string[], opts: LocalRunOptions): Promise<void> {
   const log = opts.log ?? ((m: string) => process.stderr.write(`relp: ${m}\n`));
   if (opts.workers <= 1 && opts.model) {
+    // Loaded lazily: `relp worker`'s main thread never computes and need not load the sweeps.
+    const { runShard } = await import('./run-shard.ts');
     for (const key of keys) opts.onResult(await runShard(opts.model, plan, key, planHash));
     return;
   }

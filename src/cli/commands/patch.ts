@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
 import { parseMethods } from '../../patching/sweep.ts';
-import { runShardedSweep, defaultWorkers } from '../../sweeps/sharded-sweep.ts';
+import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
     .option('--batch <b>', 'sequences per forward in activation patching (patches × prompts)', positiveInt)
     .requiredOption('--out <dir>', 'output folder (resumes from its progress.json: the shards done)')
-    .option('--workers <n>', `worker threads, each with its own model (default: the number of cores, ${defaultWorkers()} here, capped by memory)`, positiveInt)
+    .option('--workers <n>', 'worker threads, each with its own model (default: the number of cores, capped by memory)', positiveInt)
     .option('--queue <url>', 'run the shards on `relp worker` processes through BullMQ: redis://HOST:PORT/NAME')
     .option('--shard-layers <n>', 'layers per activation-patching shard', positiveInt, 1)
     .option('--shard-prompts <n>', 'prompt pairs per AtP/AtP*/RelP shard', positiveInt, 8)

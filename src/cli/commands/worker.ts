@@ -4,7 +4,6 @@
  * in hand first).
  */
 import type { Command } from 'commander';
-import { initBackend } from '../../backend.ts';
 import { startQueueWorker } from '../../sweeps/queue-worker.ts';
 import { defaultWorkers } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
@@ -15,10 +14,10 @@ export function register(program: Command): void {
     .command('worker')
     .description('Take sweep shards from a BullMQ queue on Redis and return their results (see `relp patch --queue`).')
     .requiredOption('--queue <url>', 'redis://HOST:PORT/NAME (the same URL as the coordinator)')
-    .option('--workers <n>', `threads, each with its own model (default: the number of cores, ${defaultWorkers()} here)`, positiveInt)
+    .option('--workers <n>', 'threads, each with its own model (default: the number of cores)', positiveInt)
     .option('--model <dir|hf-id>', "load this model instead of the run's (e.g. where it lives on this machine); its weight hash must match")
     .action(async (o: { queue: string; workers?: number; model?: string }) => {
-      await initBackend();
+      // No backend here: this thread only talks to Redis; the pool's threads compute.
       const w = await startQueueWorker({ url: o.queue, workers: o.workers ?? defaultWorkers(), modelOverride: o.model === undefined ? undefined : modelRef(o.model) });
       await new Promise<void>((resolve) => {
         const stop = () => {
