@@ -81,7 +81,7 @@ describe.skipIf(SKIP_REDIS)('distributed sweeps (BullMQ on Redis)', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 300_000);
 
-  it('--workers 2 and --queue with 2 relp worker processes equal --workers 1 (1e-6): activation, AtP, RelP on resid_pre/attn_out/mlp_out/z, and exact edges', async () => {
+  it('--workers 2 and --queue with 2 relp worker processes equal --workers 1 (1e-6): activation, AtP, RelP on resid_pre/attn_out/mlp_out/z', async () => {
     const url = queueUrl('equal');
     const workers = await Promise.all([startWorker(url), startWorker(url)].map(async (p) => keep(await p)));
     const r2 = await runCli(args(join(dir, 'w2'), '--workers', '2'));

@@ -4,7 +4,7 @@ import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
 import { parseMethods } from '../../patching/sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
-import { modelRef } from '../../sweeps/model-source.ts';
+import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
 import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
@@ -59,7 +59,8 @@ export function register(program: Command): void {
       const methods = parseMethods(o.methods);
       if (o.queue && o.workers !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
       const ref = modelRef(o.model);
-      const loaded = await setup(o.model);
+      // An HF id that is not a folder here is downloaded (workers do the same).
+      const loaded = await setup(ref === 'embedded' ? undefined : await modelDir(ref));
       const spec = datasetSpec(o);
       const pairs = loadDataset(loaded.tokenizer, spec);
       const { run } = await runShardedSweep(loaded, ref, pairs, {
