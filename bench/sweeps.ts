@@ -193,7 +193,8 @@ export function formatSweepReport(r: SweepBenchResult): string {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { readFileSync } = await import('node:fs');
   const { configFromHF } = await import('../src/models/config.ts');
-  const { GPT2_CONFIG_PATH } = await import('./bench.ts');
+  // Not imported from bench.ts: it imports this file (a cycle would deadlock this top-level await).
+  const GPT2_CONFIG_PATH = fileURLToPath(new URL('../test/fixtures/gpt2-tokenizer/config.json', import.meta.url));
   const quick = process.argv.includes('--quick');
   const cfg = configFromHF(JSON.parse(readFileSync(GPT2_CONFIG_PATH, 'utf8')));
   const log = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);

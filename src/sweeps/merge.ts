@@ -40,6 +40,10 @@ export function checkShardResult(plan: SweepPlan, hash: string, key: string, r: 
     typeof q.clean === 'number' && typeof q.corrupt === 'number' && Number.isFinite(q.clean) && Number.isFinite(q.corrupt) ? undefined : `shard ${key}: baselines are not finite numbers`;
   if (s.kind === 'act' && p.kind === 'act') return finite(p.values, (s.to - s.from + 1) * cellsPerLayer(cfg, s.component, pos), 'values') ?? base(p);
   if (s.kind === 'edge' && p.kind === 'edge') return finite(p.values, s.to - s.from + 1, 'values') ?? base(p);
+  if (s.kind === 'egrad' && p.kind === 'egrad') {
+    if (p.count !== s.to - s.from + 1) return `shard ${key}: counts ${String(p.count)} prompts, expected ${s.to - s.from + 1}`;
+    return finite(p.values, edgeCount(cfg), 'values') ?? base(p);
+  }
   if (s.kind === 'grad' && p.kind === 'grad') {
     if (p.count !== s.to - s.from + 1) return `shard ${key}: counts ${String(p.count)} prompts, expected ${s.to - s.from + 1}`;
     for (const c of plan.gradient!.components) {
@@ -57,6 +61,8 @@ export interface MergedRun {
   scores: Record<string, MethodScores>;
   /** Exact edge scores [nEdges] (plans with edges). */
   edges?: Float32Array;
+  /** EAP / EAP-RelP / EAP-IG edge scores [nEdges] per method, with their baselines over all prompts. */
+  edgeGrad?: Record<string, { scores: Float32Array; clean: number; corrupt: number }>;
   /** Metric baselines over all prompts (activation's when present, else the gradient merge's). */
   baselines: { clean: number; corrupt: number };
   /** Sum of shard compute seconds per method. */
@@ -153,5 +159,29 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
       addSeconds('exact', done[k].seconds);
     }
   }
-  return { scores, edges, baselines: baselines ?? { clean: NaN, corrupt: NaN }, seconds };
+  let edgeGrad: MergedRun['edgeGrad'];
+  if (plan.edgeGrad) {
+    edgeGrad = {};
+    const E = edgeCount(cfg);
+    for (const m of plan.edgeGrad.methods) {
+      // Same rule as the gradient sweeps: Σ n_s·v_s / N, normalised with all prompts' baselines.
+      const parts = keys.filter((k) => k.startsWith(`edge/${m}/`)).map((k) => done[k]);
+      let clean = 0;
+      let corrupt = 0;
+      const acc = new Float64Array(E);
+      for (const r of parts) {
+        const p = r.payload as { count: number; clean: number; corrupt: number; values: number[] };
+        clean += p.count * p.clean;
+        corrupt += p.count * p.corrupt;
+        for (let e = 0; e < E; e++) acc[e] += p.count * p.values[e];
+        addSeconds(m, r.seconds);
+      }
+      const b = { clean: clean / N, corrupt: corrupt / N };
+      checkNormaliser(metric, b);
+      const scale = metric.normalise ? 1 / (b.clean - b.corrupt) : 1;
+      edgeGrad[m] = { scores: Float32Array.from(acc, (x) => (x / N) * scale), ...b };
+      baselines ??= b;
+    }
+  }
+  return { scores, edges, edgeGrad, baselines: baselines ?? { clean: NaN, corrupt: NaN }, seconds };
 }

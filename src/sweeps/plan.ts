@@ -6,6 +6,7 @@
  *   act/<component>/L<a>-<b>   activation patching of one component, layers a..b (all prompts)
  *   grad/<method>/P<a>-<b>     AtP / AtP* / RelP over prompts a..b (all components)
  *   edge/exact/E<a>-<b>        exact edge patching of edges a..b (all prompts)
+ *   edge/<method>/P<a>-<b>     EAP / EAP-RelP / EAP-IG edge scores over prompts a..b
  *   noop/<i>                   a shard that does nothing (queue overhead benchmark)
  *
  * Ranges are inclusive. The shard list depends only on the plan, never on the number of workers,
@@ -22,6 +23,11 @@ import { buildGraph } from '../circuits/graph.ts';
 export const GRAD_METHODS = ['atp', 'atp*', 'relp'] as const;
 /** A gradient method name. */
 export type GradMethod = (typeof GRAD_METHODS)[number];
+
+/** Gradient edge methods a plan can shard (over prompts). */
+export const EDGE_GRAD_METHODS = ['eap', 'eap-relp', 'eap-ig'] as const;
+/** A gradient edge method name. */
+export type EdgeGradMethod = (typeof EDGE_GRAD_METHODS)[number];
 
 /** Where a worker finds the model: the embedded model, a folder, or a Hugging Face repo id. */
 export interface ModelRef {
@@ -49,6 +55,8 @@ export interface SweepPlan {
   gradient?: { methods: GradMethod[]; components: ComponentName[]; promptsPerShard: number };
   /** Exact edge patching; `range` [a, b] limits it to edges a..b (the others are NaN in the merge). */
   edges?: { edgesPerShard: number; range?: [number, number] };
+  /** EAP / EAP-RelP / EAP-IG edge scores over prompt shards (`rules` for eap-relp, `igSteps` for eap-ig). */
+  edgeGrad?: { methods: EdgeGradMethod[]; promptsPerShard: number; igSteps?: number };
   noop?: { count: number };
 }
 
@@ -57,6 +65,7 @@ export type Shard =
   | { kind: 'act'; component: ComponentName; from: number; to: number }
   | { kind: 'grad'; method: GradMethod; from: number; to: number }
   | { kind: 'edge'; from: number; to: number }
+  | { kind: 'egrad'; method: EdgeGradMethod; from: number; to: number }
   | { kind: 'noop'; index: number };
 
 /** The key of a shard (inverse of {@link parseShardKey}). */
@@ -68,6 +77,8 @@ export function shardKey(s: Shard): string {
       return `grad/${s.method}/P${s.from}-${s.to}`;
     case 'edge':
       return `edge/exact/E${s.from}-${s.to}`;
+    case 'egrad':
+      return `edge/${s.method}/P${s.from}-${s.to}`;
     case 'noop':
       return `noop/${s.index}`;
   }
@@ -81,9 +92,11 @@ export function parseShardKey(key: string): Shard {
   if (m) return { kind: 'grad', method: m[1] as GradMethod, from: Number(m[2]), to: Number(m[3]) };
   m = /^edge\/exact\/E(\d+)-(\d+)$/.exec(key);
   if (m) return { kind: 'edge', from: Number(m[1]), to: Number(m[2]) };
+  m = /^edge\/(eap|eap-relp|eap-ig)\/P(\d+)-(\d+)$/.exec(key);
+  if (m) return { kind: 'egrad', method: m[1] as EdgeGradMethod, from: Number(m[2]), to: Number(m[3]) };
   m = /^noop\/(\d+)$/.exec(key);
   if (m) return { kind: 'noop', index: Number(m[1]) };
-  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/exact/E<a>-<b> or noop/<i>)`);
+  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/exact/E<a>-<b>, edge/<eap|eap-relp|eap-ig>/P<a>-<b> or noop/<i>)`);
 }
 
 function ranges(n: number, per: number): [number, number][] {
@@ -118,6 +131,11 @@ export function planShards(plan: SweepPlan): string[] {
     if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a <= b && b < E)) throw new Error(`edge range [${a}, ${b}] is not inside [0, ${E - 1}]`);
     for (const [from, to] of ranges(b - a + 1, plan.edges.edgesPerShard)) keys.push({ kind: 'edge', from: a + from, to: a + to });
   }
+  if (plan.edgeGrad) {
+    for (const method of plan.edgeGrad.methods) {
+      for (const [from, to] of ranges(plan.pairs.length, plan.edgeGrad.promptsPerShard)) keys.push({ kind: 'egrad', method, from, to });
+    }
+  }
   if (plan.noop) for (let i = 0; i < plan.noop.count; i++) keys.push({ kind: 'noop', index: i });
   return keys.map(shardKey);
 }
@@ -135,6 +153,7 @@ export function shardWork(plan: SweepPlan, key: string): number {
   if (s.kind === 'act') return (s.to - s.from + 1) * cellsPerLayer(cfg, s.component, pos);
   if (s.kind === 'grad') return (s.to - s.from + 1) * plan.gradient!.components.length;
   if (s.kind === 'edge') return s.to - s.from + 1;
+  if (s.kind === 'egrad') return s.to - s.from + 1;
   return 1;
 }
 

@@ -8,7 +8,7 @@ import { ATP, ATP_STAR, attributionPatch, relpMethod, type AttributionMethod } f
 import { toPatchingData } from '../patching/data.ts';
 import { resolveMetric } from '../patching/metrics.ts';
 import { flatten } from '../patching/score-grid.ts';
-import { exactEdgeScores } from '../circuits/attribute.ts';
+import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
 import { buildGraph } from '../circuits/graph.ts';
 import { parseShardKey, planHash, type GradMethod, type SweepPlan } from './plan.ts';
 import { weightHash } from './weight-hash.ts';
@@ -41,6 +41,15 @@ export interface EdgePayload {
   corrupt: number;
 }
 
+/** Gradient edge shard on prompts from..to, un-normalised metric: scores [nEdges] and subset baselines. */
+export interface EdgeGradPayload {
+  kind: 'egrad';
+  count: number;
+  values: number[];
+  clean: number;
+  corrupt: number;
+}
+
 /** A no-op shard's payload. */
 export interface NoopPayload {
   kind: 'noop';
@@ -54,7 +63,7 @@ export interface ShardResult {
   modelHash: string;
   /** Compute seconds of the shard. */
   seconds: number;
-  payload: ActPayload | GradPayload | EdgePayload | NoopPayload;
+  payload: ActPayload | GradPayload | EdgePayload | EdgeGradPayload | NoopPayload;
 }
 
 /** The gradient method object for a name. */
@@ -91,6 +100,14 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
   const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
+  if (s.kind === 'egrad') {
+    if (!plan.edgeGrad) throw new Error(`shard ${key}: the plan has no gradient edge methods`);
+    if (s.to >= plan.pairs.length) throw new Error(`shard ${key}: the plan has only ${plan.pairs.length} prompt pairs`);
+    const sub = toPatchingData(plan.pairs.slice(s.from, s.to + 1));
+    const metric = { ...resolveMetric(plan.metric), normalise: false }; // normalised in the merge
+    const r = attributeEdges(model, graph, sub, { method: s.method, rules: plan.rules, igSteps: plan.edgeGrad.igSteps, metric });
+    return done({ kind: 'egrad', count: sub.clean.length, values: Array.from(r.scores), ...r.baselines });
+  }
   const edges = Array.from({ length: s.to - s.from + 1 }, (_, i) => s.from + i);
   if (plan.direction !== 'denoising') throw new Error(`shard ${key}: exact edge patching is denoising only`);
   // plan.batch counts sequences; exactEdgeScores batches edges (each B sequences).

@@ -13,7 +13,7 @@ import type { SweepOptions } from '../patching/sweep.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
 import { toPatchingData } from '../patching/data.ts';
-import { planHash, planShards, shardWork, GRAD_METHODS, type GradMethod, type SweepPlan } from './plan.ts';
+import { planHash, planShards, shardWork, GRAD_METHODS, type EdgeGradMethod, type GradMethod, type SweepPlan } from './plan.ts';
 import { weightHash } from './weight-hash.ts';
 import { ShardStore } from './shard-store.ts';
 import { mergeShards, checkShardResult, type MergedRun } from './merge.ts';
@@ -63,7 +63,7 @@ export function buildPlan(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
 ): SweepPlan {
   toPatchingData(pairs); // one token length, with a clear error otherwise
   const methods = opts.methods ?? [];
@@ -77,11 +77,14 @@ export function buildPlan(
     pairs,
     metric,
     direction: opts.direction ?? 'denoising',
-    rules: grad.includes('relp') ? (opts.rules ?? 'relp') : undefined,
+    rules: grad.includes('relp') || opts.edgeGrad?.includes('eap-relp') ? (opts.rules ?? 'relp') : undefined,
     batch: opts.batch,
     activation: methods.includes('activation') ? { components, layersPerShard: opts.layersPerShard ?? 1 } : undefined,
     gradient: grad.length ? { methods: grad, components, promptsPerShard: opts.promptsPerShard ?? 8 } : undefined,
     edges: opts.edges ? { edgesPerShard: opts.edgesPerShard ?? 64, range: opts.edgeRange } : undefined,
+    edgeGrad: opts.edgeGrad?.length
+      ? { methods: opts.edgeGrad, promptsPerShard: opts.promptsPerShard ?? 8, igSteps: opts.edgeGrad.includes('eap-ig') ? (opts.igSteps ?? 5) : undefined }
+      : undefined,
     noop: opts.noop ? { count: opts.noop } : undefined,
   };
 }

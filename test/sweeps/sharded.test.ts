@@ -16,7 +16,7 @@ import { toPatchingData } from '../../src/patching/data.ts';
 import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { flatten, type MethodScores } from '../../src/patching/score-grid.ts';
-import { exactEdgeScores } from '../../src/circuits/attribute.ts';
+import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph } from '../../src/circuits/graph.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';
 import { parseShardKey, planHash, planShards, shardKey } from '../../src/sweeps/plan.ts';
@@ -54,7 +54,7 @@ describe('sharded sweeps (local)', () => {
   });
 
   it('shard keys round-trip, do not depend on the worker count, and the plan hash ignores the model location', () => {
-    for (const k of ['act/z/L0-3', 'grad/atp*/P4-7', 'grad/relp/P0-0', 'edge/exact/E64-127', 'noop/5']) expect(shardKey(parseShardKey(k))).toBe(k);
+    for (const k of ['act/z/L0-3', 'grad/atp*/P4-7', 'grad/relp/P0-0', 'edge/exact/E64-127', 'edge/eap-ig/P0-7', 'noop/5']) expect(shardKey(parseShardKey(k))).toBe(k);
     expect(() => parseShardKey('act/nope/L0-1')).toThrow(/unknown component|nope/);
     expect(() => parseShardKey('grad/atp/P0')).toThrow(/malformed shard key "grad\/atp\/P0"/);
     const plan = buildPlan(loaded, 'embedded', pairs, { methods: ['activation', 'atp'], components: 'resid_pre,z', promptsPerShard: 2, layersPerShard: 3 });
@@ -102,6 +102,25 @@ describe('sharded sweeps (local)', () => {
     range.forEach((i) => (m = Math.max(m, Math.abs(ex.scores[i] - r.edges![i]))));
     expect(m).toBeLessThan(1e-6);
     expect(Number.isNaN(r.edges![120])).toBe(true); // outside the range: not computed
+  });
+
+  it('EAP, EAP-RelP and EAP-IG over prompt shards equal the unsharded scores (1e-5)', async () => {
+    const before = tf.memory().numTensors;
+    const plan = buildPlan(loaded, 'embedded', pairs, { edgeGrad: ['eap', 'eap-relp', 'eap-ig'], igSteps: 2, promptsPerShard: 2 });
+    expect(planShards(plan).filter((k) => k.startsWith('edge/eap-ig/'))).toEqual(['edge/eap-ig/P0-1', 'edge/eap-ig/P2-3', 'edge/eap-ig/P4-4']);
+    const r = await runPlan(plan, loaded, { workers: 1 });
+    expect(tf.memory().numTensors).toBe(before);
+    const data = toPatchingData(pairs);
+    const graph = buildGraph(loaded.model.cfg.nLayers, loaded.model.cfg.nHeads);
+    for (const method of ['eap', 'eap-relp', 'eap-ig'] as const) {
+      const full = attributeEdges(loaded.model, graph, data, { method, igSteps: 2 });
+      const got = r.edgeGrad![method];
+      expect(got.clean).toBeCloseTo(full.baselines.clean, 6);
+      expect(got.corrupt).toBeCloseTo(full.baselines.corrupt, 6);
+      let m = 0;
+      full.scores.forEach((v, i) => (m = Math.max(m, Math.abs(v - got.scores[i]))));
+      expect(m, method).toBeLessThan(1e-5);
+    }
   });
 
   it('2 threads give the same numbers as 1 (1e-6); a crashed thread is reported and its shard retried once', async () => {

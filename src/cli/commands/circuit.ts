@@ -12,6 +12,7 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
+import type { EdgeGradMethod } from '../../sweeps/plan.ts';
 import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
 import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
@@ -47,12 +48,14 @@ export interface CircuitCommandOptions {
   reference: 'auto' | 'none' | 'patching' | 'gpt2-ioi';
   out: string;
   progress?: boolean;
-  /** Exact edges: local threads (default: cores). */
+  /** Local threads for the edge scores (default: cores for exact; the gradient methods run in this thread unless given). */
   workers?: number;
-  /** Exact edges: redis://HOST:PORT/NAME for `relp worker` processes. */
+  /** redis://HOST:PORT/NAME: score edges on `relp worker` processes. */
   queue?: string;
   /** Exact edges per shard. */
   shardEdges?: number;
+  /** Prompt pairs per EAP / EAP-RelP / EAP-IG shard (with --workers or --queue). */
+  shardPrompts?: number;
 }
 
 function positiveInt(name: string) {
@@ -127,13 +130,27 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
       process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${edgeCountFormula(L, H)} edges); meant for small models\n`);
     }
     let precomputed: CircuitRunOptions['precomputed'];
-    if (opts.method.includes('exact')) {
-      // Exact edge patching as shards (threads or a queue), resumable from OUT/progress.json.
-      const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, { edges: true, edgesPerShard: opts.shardEdges });
+    if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
+    // Exact edges always run as shards (threads or a queue, resumable from OUT/progress.json); the
+    // gradient methods (a few passes each) only when --workers or --queue asks for it.
+    const spread = opts.workers !== undefined || opts.queue !== undefined;
+    const edgeGrad = spread ? opts.method.filter((m): m is EdgeGradMethod => m !== 'exact') : [];
+    if (opts.method.includes('exact') || edgeGrad.length > 0) {
+      const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, {
+        edges: opts.method.includes('exact'),
+        edgesPerShard: opts.shardEdges,
+        edgeGrad,
+        promptsPerShard: opts.shardPrompts,
+        igSteps: opts.igSteps,
+        rules: opts.rules,
+      });
       const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
-      precomputed = { exact: { method: 'exact', scores: r.edges!, baselines: r.baselines, seconds: r.seconds.exact ?? 0 } };
-    } else if (opts.workers !== undefined || opts.queue !== undefined) {
-      throw new Error('--workers and --queue apply to --method exact only (the gradient methods are one pass)');
+      precomputed = {};
+      if (r.edges) precomputed.exact = { method: 'exact', scores: r.edges, baselines: r.baselines, seconds: r.seconds.exact ?? 0 };
+      for (const m of edgeGrad) {
+        const g = r.edgeGrad![m];
+        precomputed[m] = { method: m, scores: g.scores, baselines: { clean: g.clean, corrupt: g.corrupt }, seconds: r.seconds[m] ?? 0 };
+      }
     }
     const run = runCircuit(model, data, {
       precomputed,
@@ -219,9 +236,10 @@ export function register(program: Command): void {
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
     .option('--no-progress', 'no progress bar on stderr')
-    .option('--workers <n>', 'exact: worker threads, each with its own model (default: the number of cores, capped by memory)', positiveInt('--workers'))
-    .option('--queue <url>', 'exact: run the edge shards on `relp worker` processes: redis://HOST:PORT/NAME')
+    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt('--workers'))
+    .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
     .option('--shard-edges <n>', 'exact: edges per shard', positiveInt('--shard-edges'), 64)
+    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt('--shard-prompts'), 8)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
       process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
