@@ -6,6 +6,7 @@
 import { Worker, type Job } from 'bullmq';
 import { ShardPool } from './local-pool.ts';
 import { parseQueueUrl } from './queue-url.ts';
+import { capWorkers } from './worker-memory.ts';
 import type { ShardJobData } from './coordinator.ts';
 import type { ShardResult } from './run-shard.ts';
 
@@ -36,9 +37,23 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
   const pool = new ShardPool(opts.workers);
   const handle = { done: 0, close: async () => {} };
   const warned = new Set<string>();
-  const worker = new Worker<ShardJobData, ShardResult>(
+  const sized = new Set<string>();
+  // Set below; the processor only runs after the worker exists.
+  let worker: Worker<ShardJobData, ShardResult> | undefined;
+  const capFor = (d: ShardJobData) => {
+    // The model is known from the first job of a run: take fewer jobs at once when N copies do not fit.
+    if (sized.has(d.planHash)) return;
+    sized.add(d.planHash);
+    const cap = capWorkers(opts.workers, d.plan.model.config, d.plan.pairs[0].cleanIds.length, d.plan.batch);
+    if (cap.note && worker) {
+      log(cap.note);
+      worker.concurrency = cap.workers;
+    }
+  };
+  worker = new Worker<ShardJobData, ShardResult>(
     target.name,
     async (job: Job<ShardJobData, ShardResult>) => {
+      capFor(job.data);
       const r = await pool.run({ ...job.data, modelOverride: opts.modelOverride });
       if (r.modelHash !== job.data.plan.model.hash && !warned.has(job.data.planHash)) {
         warned.add(job.data.planHash);
@@ -58,8 +73,9 @@ export async function startQueueWorker(opts: QueueWorkerOptions): Promise<QueueW
   worker.on('failed', (job, err) => log(`shard ${job?.data.key ?? '?'} failed: ${err.message}`));
   await worker.waitUntilReady();
   log(`${opts.workers} thread(s) on ${target.display}`);
+  const w = worker;
   handle.close = async () => {
-    await worker.close();
+    await w.close();
     await pool.close();
   };
   return handle;
