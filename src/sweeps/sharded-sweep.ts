@@ -1,6 +1,6 @@
 /**
  * A patching sweep run as shards: locally on N threads, or on a BullMQ queue served by
- * `relp worker` processes on any machine. Both write the same run.json as {@link runSweep}, and
+ * `relp worker` processes on any machine. Both write the same run.json as `runSweep`, and
  * both resume from OUT/progress.json (the shards done).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -145,7 +145,7 @@ export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, 
   return { ...merged, stats: { shards: keys.length, resumed: keys.length - todo.length, computed: todo.length, workers, wallSeconds: (performance.now() - t0) / 1000 } };
 }
 
-/** The run file of a merged plan (the same fields {@link runSweep} writes). */
+/** The run file of a merged plan (the same fields `runSweep` writes). */
 export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset']): RunFile {
   const metric = resolveMetric(plan.metric);
   const first = plan.pairs[0].cleanIds;
