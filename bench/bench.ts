@@ -51,6 +51,8 @@ import {
   type Timing,
 } from './scaling.ts';
 
+import { formatSweepReport, runSweepBench, type SweepBenchResult } from './sweeps.ts';
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The real GPT-2 small config.json. */
 export const GPT2_CONFIG_PATH = join(ROOT, 'test/fixtures/gpt2-tokenizer/config.json');
@@ -735,6 +737,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--no-scaling', 'skip the scaling table')
     .option('--no-matmul', 'skip the matmul benchmark')
+    .option('--no-sweeps', 'skip the sweeps benchmark (2 worker threads vs 1, shard sizes, queue overhead)')
     .option('--profile', 'per-kernel CPU profile of a forward and a forward+backward', false)
     .option('--seed <n>', 'seed of the random weights', (v) => Number(v), 0)
     .option('--out <path>', 'where to write the JSON result', join(ROOT, 'bench/results.json'))
@@ -747,7 +750,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const a = program.opts<{
     quick: boolean; json: boolean; backend?: string; batch: number; pos: number; layers?: number; reps?: number;
-    threads: string; torch: boolean; scaling: boolean; matmul: boolean; profile: boolean; seed: number; out: string;
+    threads: string; torch: boolean; scaling: boolean; matmul: boolean; profile: boolean; seed: number; out: string; sweeps: boolean;
   }>();
   const threads = a.threads.split(',').map((s) => Number(s.trim()));
   if (threads.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -771,7 +774,12 @@ export async function main(argv: string[]): Promise<number> {
     seed: a.seed,
     log,
   });
-  const report = formatReport(result);
+  let report = formatReport(result);
+  if (a.sweeps) {
+    const sweeps = await runSweepBench({ cfg, quick: a.quick, batch: a.batch, pos: a.pos, seed: a.seed, log });
+    (result as BenchResult & { sweeps?: SweepBenchResult }).sweeps = sweeps;
+    report += '\n\n' + formatSweepReport(sweeps);
+  }
   if (a.out) writeFileSync(a.out, JSON.stringify(result, null, 2) + '\n');
   if (a.json) {
     process.stderr.write(report + '\n');

@@ -32,3 +32,8 @@ export { readRunFile, writeRunFile, type RunFile } from './patching/run-file.ts'
 export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
 export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './relp/rules.ts';
 export { inputRelevance, heatLine } from './relp/input-relevance.ts';
+export { buildPlan, runPlan, runShardedSweep, planRunFile, type ShardRunOptions, type ShardSizes, type PlanRunStats } from './sweeps/sharded-sweep.ts';
+export { planShards, parseShardKey, shardKey, planHash, type SweepPlan, type Shard } from './sweeps/plan.ts';
+export { mergeShards, checkShardResult, type MergedRun } from './sweeps/merge.ts';
+export { startQueueWorker, type QueueWorkerOptions } from './sweeps/queue-worker.ts';
+export { weightHash } from './sweeps/weight-hash.ts';

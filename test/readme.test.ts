@@ -61,6 +61,12 @@ const COVERAGE: Record<string, string> = {
   'npx relp patch --model ~/.cache/relp/models/openai-community__gpt2 --dataset docs/examples/ioi-gpt2-demo.jsonl --methods activation,atp,relp --components resid_pre,attn_out,mlp_out --rules relp --out runs/gpt2-ioi':
     'this test (on the downloaded random GPT-2)',
   'npx relp compare runs/gpt2-ioi': 'this test',
+  'npx relp patch --workers 2 --task ioi --n 16 --methods activation,atp,relp --components resid_pre,attn_out,mlp_out,z --out runs/ioi-16-w2': 'CI: .ci/run',
+  'redis-server --bind 10.0.0.5 --port 6379 --requirepass s3cret':
+    'not run (needs that network); .ci/run and test/helpers/redis.ts start redis-server the same way on 127.0.0.1 without a password; password URLs: parseQueueUrl in test/sweeps/sharded.test.ts',
+  'npx relp worker --queue redis://:s3cret@10.0.0.5:6379/ioi': 'test/sweeps/distributed.test.ts runs relp worker --queue redis://127.0.0.1:PORT/NAME',
+  'npx relp patch --queue redis://:s3cret@10.0.0.5:6379/ioi --task ioi --n 64 --methods activation,atp,relp --out runs/ioi-64':
+    'test/sweeps/distributed.test.ts runs relp patch --task ioi --queue redis://127.0.0.1:PORT/NAME (with 2 relp worker processes, and the fault cases)',
   'npx relp circuit --model ~/.cache/relp/models/openai-community__gpt2 --task ioi --n 32 --method eap-relp,eap,eap-ig --out runs/gpt2-ioi': 'this test (on the downloaded random GPT-2)',
 };
 

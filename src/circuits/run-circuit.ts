@@ -30,6 +30,8 @@ export interface CircuitRunOptions {
   /** Reference heads for the head-level ROC AUC and the node-circuit check. */
   referenceHeads?: HeadRef[];
   progress?: Progress;
+  /** Scores already computed (e.g. exact edges from a sharded run): used instead of scoring again. */
+  precomputed?: Partial<Record<EdgeMethod, EdgeScores>>;
 }
 
 /** Result of {@link runCircuit}. */
@@ -62,7 +64,8 @@ export function runCircuit(model: HookedTransformer, data: PatchingData, opts: C
   const curves: FaithfulnessCurve[] = [];
   const seconds: CircuitRun['seconds'] = {};
   for (const method of opts.methods) {
-    const s = attributeEdges(model, graph, data, { method, rules: opts.rules, igSteps: opts.igSteps, progress });
+    const s = opts.precomputed?.[method] ?? attributeEdges(model, graph, data, { method, rules: opts.rules, igSteps: opts.igSteps, progress });
+    if (s.scores.length !== graph.nEdges) throw new Error(`precomputed ${method} scores have ${s.scores.length} values but the graph has ${graph.nEdges} edges`);
     scores[method] = s;
     const t0 = performance.now();
     const sizes = opts.curvePoints !== undefined ? logSpacedSizes(graph.nEdges, opts.curvePoints) : undefined;

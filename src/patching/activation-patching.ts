@@ -36,6 +36,8 @@ export interface ActivationPatchOptions {
   checkpointPath?: string;
   /** Extra hooks on every forward (e.g. ablations); they see stacked batches of patches. */
   hooks?: Hook[];
+  /** Only patch these layers (one shard of a sweep); the other layers' values are NaN. Default: all. */
+  layers?: number[];
 }
 
 /** Result of a sweep. */
@@ -102,6 +104,8 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   // The base run also caches the patched hooks, to skip patches that change nothing.
   const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
 
+  const layers = opts.layers ?? Array.from({ length: cfg.nLayers }, (_, l) => l);
+  for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= cfg.nLayers) throw new Error(`layer ${l} is out of range [0, ${cfg.nLayers})`);
   const key = sweepKey(model, data, metric, direction);
   const ckpt = loadCheckpoint(opts.checkpointPath, key);
   const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
@@ -123,13 +127,17 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const scores: MethodScores = {};
   const contexts = new Map<number, MetricContext>();
   try {
-    const total = specs.reduce((n, s) => n + cfg.nLayers * gridCells(s.cellShape(cfg, pos)).length, 0);
+    const total = specs.reduce((n, s) => n + layers.length * gridCells(s.cellShape(cfg, pos)).length, 0);
     progress.start(total, 'activation patching');
     for (const spec of specs) {
       const cellShape = spec.cellShape(cfg, pos);
       const cells = gridCells(cellShape);
       const flat: number[] = [];
       for (let l = 0; l < cfg.nLayers; l++) {
+        if (!layers.includes(l)) {
+          flat.push(...new Array<number>(cells.length).fill(NaN));
+          continue;
+        }
         const unit = `${spec.name}:${l}`;
         const saved = ckpt.done[unit];
         if (saved && saved.length === cells.length) {

@@ -12,10 +12,13 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
+import type { EdgeGradMethod } from '../../sweeps/plan.ts';
 import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
 import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
-import { runCircuit } from '../../circuits/run-circuit.ts';
+import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.ts';
+import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
+import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges } from '../../circuits/prune.ts';
 import { edgeCountFormula } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../models/load-model.ts';
@@ -50,6 +53,14 @@ export interface CircuitCommandOptions {
   prependBos?: boolean;
   /** `--strict`: unknown words in the prompts are an error, not a warning. */
   strict?: boolean;
+  /** Local threads for the edge scores (default: cores for exact; the gradient methods run in this thread unless given). */
+  workers?: number;
+  /** redis://HOST:PORT/NAME: score edges on `relp worker` processes. */
+  queue?: string;
+  /** Exact edges per shard. */
+  shardEdges?: number;
+  /** Prompt pairs per EAP / EAP-RelP / EAP-IG shard (with --workers or --queue). */
+  shardPrompts?: number;
 }
 
 function positiveInt(name: string) {
@@ -127,7 +138,31 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
       const { nLayers: L, nHeads: H } = model.cfg;
       process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${edgeCountFormula(L, H)} edges); meant for small models\n`);
     }
+    let precomputed: CircuitRunOptions['precomputed'];
+    if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
+    // Exact edges always run as shards (threads or a queue, resumable from OUT/progress.json); the
+    // gradient methods (a few passes each) only when --workers or --queue asks for it.
+    const spread = opts.workers !== undefined || opts.queue !== undefined;
+    const edgeGrad = spread ? opts.method.filter((m): m is EdgeGradMethod => m !== 'exact') : [];
+    if (opts.method.includes('exact') || edgeGrad.length > 0) {
+      const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, {
+        edges: opts.method.includes('exact'),
+        edgesPerShard: opts.shardEdges,
+        edgeGrad,
+        promptsPerShard: opts.shardPrompts,
+        igSteps: opts.igSteps,
+        rules: opts.rules,
+      });
+      const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
+      precomputed = {};
+      if (r.edges) precomputed.exact = { method: 'exact', scores: r.edges, baselines: r.baselines, seconds: r.seconds.exact ?? 0 };
+      for (const m of edgeGrad) {
+        const g = r.edgeGrad![m];
+        precomputed[m] = { method: m, scores: g.scores, baselines: { clean: g.clean, corrupt: g.corrupt }, seconds: r.seconds[m] ?? 0 };
+      }
+    }
     const run = runCircuit(model, data, {
+      precomputed,
       methods: opts.method,
       rules: opts.rules,
       igSteps: opts.igSteps,
@@ -209,7 +244,11 @@ export function register(program: Command): void {
     .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt('--curve-points'), 10)
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
-    .option('--no-progress', 'no progress bar on stderr');
+    .option('--no-progress', 'no progress bar on stderr')
+    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt('--workers'))
+    .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
+    .option('--shard-edges <n>', 'exact: edges per shard', positiveInt('--shard-edges'), 64)
+    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt('--shard-prompts'), 8);
   addTokenizerOptions(cmd)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);

@@ -2,7 +2,9 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
-import { parseMethods, runSweep } from '../../patching/sweep.ts';
+import { parseMethods } from '../../patching/sweep.ts';
+import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
+import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
 import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
@@ -48,14 +50,21 @@ export function register(program: Command): void {
     .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default('denoising'))
     .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
     .option('--batch <b>', 'sequences per forward in activation patching (patches × prompts)', positiveInt)
-    .requiredOption('--out <dir>', 'output folder (resumes from its progress.json)')
-    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string }) => {
+    .requiredOption('--out <dir>', 'output folder (resumes from its progress.json: the shards done)')
+    .option('--workers <n>', 'worker threads, each with its own model (default: the number of cores, capped by memory)', positiveInt)
+    .option('--queue <url>', 'run the shards on `relp worker` processes through BullMQ: redis://HOST:PORT/NAME')
+    .option('--shard-layers <n>', 'layers per activation-patching shard', positiveInt, 1)
+    .option('--shard-prompts <n>', 'prompt pairs per AtP/AtP*/RelP shard', positiveInt, 8)
+    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; workers?: number; queue?: string; shardLayers: number; shardPrompts: number }) => {
       const methods = parseMethods(o.methods);
-      const loaded = await setup(o.model);
+      if (o.queue && o.workers !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
+      const ref = modelRef(o.model);
+      // An HF id that is not a folder here is downloaded (workers do the same).
+      const loaded = await setup(ref === 'embedded' ? undefined : await modelDir(ref));
       const spec = datasetSpec(o);
       const pairs = loadDataset(cliTokenizer(loaded.tokenizer, o), spec);
       checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
-      const run = await runSweep(loaded, pairs, {
+      const { run } = await runShardedSweep(loaded, ref, pairs, {
         methods,
         components: o.components,
         rules: o.rules,
@@ -63,7 +72,11 @@ export function register(program: Command): void {
         metric: o.metric,
         batch: o.batch,
         out: o.out,
-        progress: barProgress,
+        progress: barProgress(),
+        workers: o.workers,
+        queue: o.queue,
+        layersPerShard: o.shardLayers,
+        promptsPerShard: o.shardPrompts,
         dataset: spec.kind === 'ioi' ? { kind: 'ioi', seed: spec.seed, corruption: spec.corruption } : { kind: 'jsonl', source: spec.path },
       });
       loaded.model.dispose();

@@ -1,0 +1,117 @@
+/**
+ * Run one shard in this thread: the existing sweeps (activationPatch, attributionPatch,
+ * exactEdgeScores) on the shard's subset of layers, prompts or edges.
+ */
+import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import { activationPatch } from '../patching/activation-patching.ts';
+import { ATP, ATP_STAR, attributionPatch, relpMethod, type AttributionMethod } from '../patching/attribution-patching.ts';
+import { toPatchingData } from '../patching/data.ts';
+import { resolveMetric } from '../patching/metrics.ts';
+import { flatten } from '../patching/score-grid.ts';
+import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
+import { buildGraph } from '../circuits/graph.ts';
+import { parseShardKey, planHash, type GradMethod, type SweepPlan } from './plan.ts';
+import { weightHash } from './weight-hash.ts';
+
+/** Activation shard: values of layers from..to, flat [layers · cells]; baselines over all prompts. */
+export interface ActPayload {
+  kind: 'act';
+  values: number[];
+  clean: number;
+  corrupt: number;
+}
+
+/**
+ * Gradient shard on prompts from..to with the UN-normalised metric: `values[component]` is the
+ * method's flat grid [L · cells] on that subset; `clean`/`corrupt` are the subset's batch means.
+ */
+export interface GradPayload {
+  kind: 'grad';
+  count: number;
+  values: Record<string, number[]>;
+  clean: number;
+  corrupt: number;
+}
+
+/** Exact-edge shard: scores of edges from..to (normalised metric, all prompts). */
+export interface EdgePayload {
+  kind: 'edge';
+  values: number[];
+  clean: number;
+  corrupt: number;
+}
+
+/** Gradient edge shard on prompts from..to, un-normalised metric: scores [nEdges] and subset baselines. */
+export interface EdgeGradPayload {
+  kind: 'egrad';
+  count: number;
+  values: number[];
+  clean: number;
+  corrupt: number;
+}
+
+/** A no-op shard's payload. */
+export interface NoopPayload {
+  kind: 'noop';
+}
+
+/** What a shard returns; checked by the merger against its key, the plan and the weight hash. */
+export interface ShardResult {
+  key: string;
+  planHash: string;
+  /** Weight hash of the model the shard actually ran on. */
+  modelHash: string;
+  /** Compute seconds of the shard. */
+  seconds: number;
+  payload: ActPayload | GradPayload | EdgePayload | EdgeGradPayload | NoopPayload;
+}
+
+/** The gradient method object for a name. */
+export function gradMethod(name: GradMethod, rules?: string): AttributionMethod {
+  return name === 'atp' ? ATP : name === 'atp*' ? ATP_STAR : relpMethod(rules ?? 'relp');
+}
+
+/** Run shard `key` of `plan` on `model` (synchronous compute; call from a worker thread to keep an event loop free). */
+export async function runShard(model: HookedTransformer, plan: SweepPlan, key: string, hash = planHash(plan)): Promise<ShardResult> {
+  const t0 = performance.now();
+  const s = parseShardKey(key);
+  const base = { key, planHash: hash, modelHash: weightHash(model) };
+  const done = (payload: ShardResult['payload']): ShardResult => ({ ...base, seconds: (performance.now() - t0) / 1000, payload });
+  if (s.kind === 'noop') return done({ kind: 'noop' });
+  const data = toPatchingData(plan.pairs);
+  if (s.kind === 'act') {
+    const layers = Array.from({ length: s.to - s.from + 1 }, (_, i) => s.from + i);
+    const r = await activationPatch(model, data, { components: [s.component], metric: plan.metric, direction: plan.direction, batch: plan.batch, layers });
+    const flat = flatten(r.scores[s.component]!);
+    const per = flat.length / model.cfg.nLayers;
+    return done({ kind: 'act', values: flat.slice(s.from * per, (s.to + 1) * per), ...r.baselines });
+  }
+  if (s.kind === 'grad') {
+    const g = plan.gradient;
+    if (!g) throw new Error(`shard ${key}: the plan has no gradient methods`);
+    if (s.to >= plan.pairs.length) throw new Error(`shard ${key}: the plan has only ${plan.pairs.length} prompt pairs`);
+    const sub = toPatchingData(plan.pairs.slice(s.from, s.to + 1));
+    // Un-normalised on the subset: the merger normalises with the baselines of all prompts.
+    const metric = { ...resolveMetric(plan.metric), normalise: false };
+    const m = gradMethod(s.method, plan.rules);
+    const r = attributionPatch(model, sub, { components: g.components, methods: [m], metric, direction: plan.direction });
+    const values: Record<string, number[]> = {};
+    for (const c of g.components) values[c] = flatten(r.scores[m.name][c]!);
+    return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
+  }
+  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
+  if (s.kind === 'egrad') {
+    if (!plan.edgeGrad) throw new Error(`shard ${key}: the plan has no gradient edge methods`);
+    if (s.to >= plan.pairs.length) throw new Error(`shard ${key}: the plan has only ${plan.pairs.length} prompt pairs`);
+    const sub = toPatchingData(plan.pairs.slice(s.from, s.to + 1));
+    const metric = { ...resolveMetric(plan.metric), normalise: false }; // normalised in the merge
+    const r = attributeEdges(model, graph, sub, { method: s.method, rules: plan.rules, igSteps: plan.edgeGrad.igSteps, metric });
+    return done({ kind: 'egrad', count: sub.clean.length, values: Array.from(r.scores), ...r.baselines });
+  }
+  const edges = Array.from({ length: s.to - s.from + 1 }, (_, i) => s.from + i);
+  if (plan.direction !== 'denoising') throw new Error(`shard ${key}: exact edge patching is denoising only`);
+  // plan.batch counts sequences; exactEdgeScores batches edges (each B sequences).
+  const batch = plan.batch ? Math.max(1, Math.floor(plan.batch / data.clean.length)) : undefined;
+  const r = exactEdgeScores(model, graph, data, { edges, metric: plan.metric, batch });
+  return done({ kind: 'edge', values: edges.map((e) => r.scores[e]), ...r.baselines });
+}

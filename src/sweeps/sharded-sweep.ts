@@ -1,0 +1,179 @@
+/**
+ * A patching sweep run as shards: locally on N threads, or on a BullMQ queue served by
+ * `relp worker` processes on any machine. Both write the same run.json as `runSweep`, and
+ * both resume from OUT/progress.json (the shards done).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { availableParallelism } from 'node:os';
+import type { LoadedModel } from '../models/load-model.ts';
+import type { PromptPair } from '../tasks/types.ts';
+import { parseComponents } from '../patching/components.ts';
+import { RUN_VERSION, runPairs, writeRunFile, type RunFile } from '../patching/run-file.ts';
+import type { SweepOptions } from '../patching/sweep.ts';
+import { silentProgress, type Progress } from '../patching/progress.ts';
+import { resolveMetric, METRICS } from '../patching/metrics.ts';
+import { toPatchingData } from '../patching/data.ts';
+import { planHash, planShards, shardWork, GRAD_METHODS, type EdgeGradMethod, type GradMethod, type SweepPlan } from './plan.ts';
+import { weightHash } from './weight-hash.ts';
+import { ShardStore } from './shard-store.ts';
+import { mergeShards, checkShardResult, type MergedRun } from './merge.ts';
+import { runLocal } from './local-pool.ts';
+import { runQueued } from './coordinator.ts';
+import { capWorkers } from './worker-memory.ts';
+import type { ShardResult } from './run-shard.ts';
+
+/** How to run shards. */
+export interface ShardRunOptions {
+  /** Local threads (default: the number of cores, capped by memory). Ignored with `queue`. */
+  workers?: number;
+  /** redis://HOST:PORT/NAME: run on `relp worker` processes instead. */
+  queue?: string;
+  /** Run folder: progress.json (shards done) is read and extended here. */
+  out?: string;
+  /** One bar over all shards (units: cells, prompts × components, edges). */
+  progress?: Progress;
+  log?: (msg: string) => void;
+  /** Redis outage tolerated by the coordinator (seconds). */
+  redisTimeoutS?: number;
+}
+
+/** Shard sizes of a sweep plan. */
+export interface ShardSizes {
+  /** Layers per activation-patching shard (default 1). */
+  layersPerShard?: number;
+  /** Prompts per gradient shard (default 8). */
+  promptsPerShard?: number;
+  /** Edges per exact-edge shard (default 64). */
+  edgesPerShard?: number;
+}
+
+/** The default number of local workers: one per core. */
+export function defaultWorkers(): number {
+  return availableParallelism();
+}
+
+function metricName(m: string | undefined): string {
+  if (m === undefined) return 'normalised-logit-diff';
+  resolveMetric(m);
+  return m;
+}
+
+/** Build a plan (model reference `ref`: see model-source.ts). */
+export function buildPlan(
+  loaded: LoadedModel,
+  ref: string,
+  pairs: PromptPair[],
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
+): SweepPlan {
+  toPatchingData(pairs); // one token length, with a clear error otherwise
+  const methods = opts.methods ?? [];
+  const components = opts.components !== undefined ? parseComponents(opts.components) : [];
+  const grad = methods.filter((m): m is GradMethod => (GRAD_METHODS as readonly string[]).includes(m));
+  const metric = metricName(opts.metric);
+  if (!(metric in METRICS)) throw new Error(`unknown metric "${metric}"`);
+  return {
+    version: 1,
+    model: { ref, hash: weightHash(loaded.model), config: loaded.model.cfg },
+    pairs,
+    metric,
+    direction: opts.direction ?? 'denoising',
+    rules: grad.includes('relp') || opts.edgeGrad?.includes('eap-relp') ? (opts.rules ?? 'relp') : undefined,
+    batch: opts.batch,
+    activation: methods.includes('activation') ? { components, layersPerShard: opts.layersPerShard ?? 1 } : undefined,
+    gradient: grad.length ? { methods: grad, components, promptsPerShard: opts.promptsPerShard ?? 8 } : undefined,
+    edges: opts.edges ? { edgesPerShard: opts.edgesPerShard ?? 64, range: opts.edgeRange } : undefined,
+    edgeGrad: opts.edgeGrad?.length
+      ? { methods: opts.edgeGrad, promptsPerShard: opts.promptsPerShard ?? 8, igSteps: opts.edgeGrad.includes('eap-ig') ? (opts.igSteps ?? 5) : undefined }
+      : undefined,
+    noop: opts.noop ? { count: opts.noop } : undefined,
+  };
+}
+
+/** Statistics of one {@link runPlan}. */
+export interface PlanRunStats {
+  shards: number;
+  /** Shards found done in the store (not recomputed). */
+  resumed: number;
+  /** Shards computed by this call. */
+  computed: number;
+  workers: number;
+  wallSeconds: number;
+}
+
+/**
+ * Run every missing shard of `plan` and merge. `loaded` is the coordinator's model (used in-thread
+ * with workers = 1, and for the memory cap).
+ */
+export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, opts: ShardRunOptions = {}): Promise<MergedRun & { stats: PlanRunStats }> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((m: string) => process.stderr.write(`relp: ${m}\n`));
+  const hash = planHash(plan);
+  const keys = planShards(plan);
+  const store = ShardStore.forRun(opts.out, hash);
+  // A stored shard is re-checked too (a hand-edited or foreign progress.json must not leak in).
+  for (const k of Object.keys(store.done)) if (checkShardResult(plan, hash, k, store.done[k])) delete store.done[k];
+  const todo = keys.filter((k) => !store.has(k));
+  const progress = opts.progress ?? silentProgress;
+  const total = keys.reduce((n, k) => n + shardWork(plan, k), 0);
+  let workers = 0;
+  const onResult = (r: ShardResult) => {
+    const err = checkShardResult(plan, hash, r.key, r);
+    if (err) throw new Error(`refused a result: ${err}`);
+    store.add(r);
+    progress.increment(shardWork(plan, r.key));
+  };
+  if (todo.length < keys.length) log(`resuming: ${keys.length - todo.length} of ${keys.length} shards already done`);
+  progress.start(total, opts.queue ? 'shards (queue)' : 'shards');
+  progress.increment(total - todo.reduce((n, k) => n + shardWork(plan, k), 0));
+  try {
+    if (todo.length > 0) {
+      if (opts.queue) {
+        log(`${todo.length} shards on ${opts.queue.replace(/\/\/[^@/]*@/, '//')}; waiting for relp worker processes`);
+        await runQueued(plan, hash, todo, { url: opts.queue, onResult, log, redisTimeoutS: opts.redisTimeoutS });
+      } else {
+        const pos = plan.pairs[0].cleanIds.length;
+        const cap = capWorkers(opts.workers ?? defaultWorkers(), plan.model.config, pos, plan.batch);
+        if (cap.note) log(cap.note);
+        workers = Math.min(cap.workers, todo.length);
+        await runLocal(plan, hash, todo, { workers, model: loaded?.model, onResult, log });
+      }
+    }
+  } finally {
+    progress.stop();
+  }
+  const merged = mergeShards(plan, store.done);
+  return { ...merged, stats: { shards: keys.length, resumed: keys.length - todo.length, computed: todo.length, workers, wallSeconds: (performance.now() - t0) / 1000 } };
+}
+
+/** The run file of a merged plan (the same fields `runSweep` writes). */
+export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset']): RunFile {
+  const metric = resolveMetric(plan.metric);
+  const first = plan.pairs[0].cleanIds;
+  const grad = plan.gradient?.methods ?? [];
+  return {
+    version: RUN_VERSION,
+    created: new Date().toISOString(),
+    model: { path: loaded.path, config: loaded.hfConfig, sha256: loaded.sha256 },
+    dataset: { ...dataset, pairs: runPairs(plan.pairs) },
+    metric: { name: metric.name, clean: merged.baselines.clean, corrupt: merged.baselines.corrupt, direction: plan.direction },
+    scores: merged.scores,
+    labels: loaded.tokenizer ? loaded.tokenizer.toStrTokens(first) : first.map(String),
+    rules: grad.includes('relp') ? plan.rules : undefined,
+    timings: merged.seconds,
+    backend: tf.getBackend(),
+  };
+}
+
+/** `relp patch` as shards: build the plan, run it, write OUT/run.json. */
+export async function runShardedSweep(
+  loaded: LoadedModel,
+  ref: string,
+  pairs: PromptPair[],
+  opts: Omit<SweepOptions, 'progress'> & ShardSizes & ShardRunOptions,
+): Promise<{ run: RunFile; stats: PlanRunStats }> {
+  const plan = buildPlan(loaded, ref, pairs, opts);
+  const r = await runPlan(plan, loaded, opts);
+  const run = planRunFile(plan, loaded, r, opts.dataset);
+  if (opts.out) writeRunFile(opts.out, run);
+  return { run, stats: r.stats };
+}
