@@ -22,7 +22,7 @@ import type { Hook } from '../src/hooks/hook-point.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';
 import { generateIoi } from '../src/tasks/ioi.ts';
 import { BABA_TEMPLATES } from '../src/tasks/ioi-templates.ts';
-import { RULE_PRESETS } from '../src/relp/rules.ts';
+import { RULE_PRESETS } from '../src/rules/rules.ts';
 import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels } from './lib/plots.ts';
 
 const backend = await initBackend(); // tensorflow (GPU) when installed, else wasm, else cpu; RELP_BACKEND overrides

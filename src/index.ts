@@ -8,7 +8,10 @@ export { HookedTransformer, type ForwardOptions, type CacheOptions, type CacheAn
 export type { Hook, HookFn } from './hooks/hook-point.ts';
 export { allHookNames, hookShape } from './hooks/hook-points.ts';
 export { disposeCache, getActivation, type ActivationCache } from './hooks/activation-cache.ts';
-export { configFromHF, configToHF, type GPT2Config } from './models/config.ts';
+export { configFromHF, configToHF, resolveConfig, MODEL_TYPES, type GPT2Config, type ModelConfig, type ModelType, type ConfigInput } from './models/config.ts';
+export { canonicalShapes, type CanonicalWeights } from './models/canonical.ts';
+export { hfToCanonical, canonicalToHF, hfTensorSpecs } from './models/architectures/index.ts';
+export { graphTopology, type GraphTopology } from './models/topology.ts';
 export { randomStateDict, validateStateDict, type StateDict } from './models/state-dict.ts';
 export { loadModel, loadModelWithTokenizer, EMBEDDED_MODEL_DIR, type LoadedModel } from './models/load-model.ts';
 export { loadCheckpoint } from './models/checkpoint.ts';
@@ -27,6 +30,6 @@ export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts'
 export { correlationTable, formatCorrelationTable, type CorrelationTable } from './patching/correlation.ts';
 export { readRunFile, writeRunFile, type RunFile } from './patching/run-file.ts';
 export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
-export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './relp/rules.ts';
+export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './rules/rules.ts';
 export { inputRelevance, heatLine } from './relp/input-relevance.ts';
 export { startViewer, createViewerApp } from './viz/server.ts';

@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { estimateBytes, guardMemory, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../../src/backend/memory-guard.ts';
 import type { GPT2Config } from '../../src/models/config.ts';
-import { expectedShapes, randomStateDict } from '../../src/models/state-dict.ts';
+import { randomStateDict } from '../../src/models/state-dict.ts';
+import { canonicalShapes } from '../../src/models/canonical.ts';
+import { resolveConfig } from '../../src/models/config.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { wasmPeakBytesDuring } from '../../src/backend/wasm-peak.ts';
 
@@ -19,11 +21,12 @@ function tiny(over: Partial<GPT2Config> = {}): GPT2Config {
 }
 
 describe('estimateBytes / maxBatchUnderLimit', () => {
-  it('with no tokens the estimate is the weights plus the transposed unembedding copy (counted from expectedShapes)', () => {
+  it('with no tokens the estimate is the weights plus the forward copies (counted from canonicalShapes)', () => {
     for (const cfg of [GPT2_SMALL, tiny()]) {
       let n = 0;
-      for (const s of expectedShapes(cfg).values()) n += s.reduce((a, b) => a * b, 1);
-      n += cfg.dVocab * cfg.dModel; // wteT kept for inference
+      for (const s of canonicalShapes(resolveConfig(cfg)).values()) n += s.reduce((a, b) => a * b, 1);
+      n += cfg.dVocab * cfg.dModel; // W_Eᵀ kept for inference
+      n += cfg.nLayers * (cfg.dModel + 1) * 3 * cfg.dModel; // the fused q|k|v matrix and bias of each block
       expect(estimateBytes(cfg, { batch: 0, pos: 0 })).toBe(4 * n);
     }
   });

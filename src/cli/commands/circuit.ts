@@ -21,7 +21,7 @@ import { edgeCountFormula } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../models/load-model.ts';
 import { toPatchingData, type PatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
-import { resolveRules } from '../../relp/rules.ts';
+import { resolveRules } from '../../rules/rules.ts';
 import { generateIoi, groupByLength } from '../../tasks/ioi.ts';
 import { loadJsonlDataset } from '../../tasks/jsonl.ts';
 import type { PromptPair } from '../../tasks/types.ts';

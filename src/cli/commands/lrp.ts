@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { heatLine, inputRelevance } from '../../relp/input-relevance.ts';
-import { RULE_PRESETS } from '../../relp/rules.ts';
+import { RULE_PRESETS } from '../../rules/rules.ts';
 import { printJson, setup } from '../shared.ts';
 
 export function register(program: Command): void {

@@ -4,7 +4,7 @@ import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
 import { parseMethods, runSweep } from '../../patching/sweep.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
-import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
+import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
 import type { IoiCorruption } from '../../tasks/ioi.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
