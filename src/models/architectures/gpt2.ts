@@ -6,11 +6,12 @@
  * - `h.{l}.attn.c_attn.weight` [d, 3d] (columns q | k | v, head-major inside each), `.bias` [3d]
  * - `h.{l}.attn.c_proj.weight` [d, d], `.bias` [d]
  * - `h.{l}.mlp.c_fc.weight` [d, m], `.bias` [m]; `h.{l}.mlp.c_proj.weight` [m, d], `.bias` [d]
- * The unembedding is tied to `wte.weight` (an `lm_head.weight` equal to it is accepted).
+ * The unembedding is tied to `wte.weight` (an `lm_head.weight` equal to it is accepted), unless
+ * config.json says `tie_word_embeddings: false`: then `lm_head.weight` [V, d] is its own tensor.
  */
 import { gpt2Defaults, type ActivationName, type ModelConfig } from '../config.ts';
 import type { StateDict } from '../state-dict.ts';
-import { get, headBias, headBiasInto, need, resolveTiedHead, tokenIds, type Architecture, type TensorSpec } from './common.ts';
+import { get, headBias, headBiasInto, need, optBool, resolveTiedHead, tokenIds, transpose2d, type Architecture, type TensorSpec } from './common.ts';
 
 /** Buffers some GPT-2 checkpoints store beside the weights (causal mask, masked fill value). */
 const BUFFER_RE = /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/;
@@ -33,8 +34,8 @@ function parseConfig(r: Record<string, unknown>): ModelConfig {
     throw new Error(`config.json: activation_function "${actRaw}" is not supported (use "gelu_new" or "gelu")`);
   }
   if (dModel % nHeads !== 0) throw new Error(`config.json: n_embd (${dModel}) is not divisible by n_head (${nHeads})`);
-  if (r.tie_word_embeddings === false) throw new Error('config.json: gpt2 with tie_word_embeddings false is not supported (GPT-2 ties lm_head to wte)');
   const cfg = gpt2Defaults({ nLayers, nHeads, dModel, dHead: dModel / nHeads, dMlp, nCtx, dVocab, eps, act: actRaw as ActivationName });
+  cfg.tiedEmbeddings = optBool(r, 'tie_word_embeddings', true);
   tokenIds(r, cfg);
   return cfg;
 }
@@ -52,7 +53,7 @@ function configToHF(cfg: ModelConfig): Record<string, unknown> {
     vocab_size: cfg.dVocab,
     layer_norm_epsilon: cfg.eps,
     activation_function: cfg.act,
-    tie_word_embeddings: true,
+    tie_word_embeddings: cfg.tiedEmbeddings,
   };
   if (cfg.bosTokenId !== undefined) out.bos_token_id = cfg.bosTokenId;
   if (cfg.eosTokenId !== undefined) out.eos_token_id = cfg.eosTokenId;
@@ -84,16 +85,17 @@ function hfTensors(cfg: ModelConfig): Map<string, TensorSpec> {
   }
   g('ln_f.weight', [d]);
   b('ln_f.bias', [d]);
+  if (!cfg.tiedEmbeddings) w('lm_head.weight', [cfg.dVocab, d]);
   return m;
 }
 
-function normalizeNames(raw: StateDict, _cfg: ModelConfig, source: string): StateDict {
+function normalizeNames(raw: StateDict, cfg: ModelConfig, source: string): StateDict {
   const out: StateDict = new Map();
   let lmHead;
   for (const [name, t] of raw) {
     if (isGpt2Buffer(name)) continue;
     const canon = name.startsWith('transformer.') ? name.slice('transformer.'.length) : name;
-    if (canon === 'lm_head.weight') {
+    if (canon === 'lm_head.weight' && cfg.tiedEmbeddings) {
       lmHead = t;
       continue;
     }
@@ -140,6 +142,7 @@ function toCanonical(cfg: ModelConfig, sd: StateDict): StateDict {
   }
   w.set('ln_final.w', get(sd, 'ln_f.weight'));
   w.set('ln_final.b', get(sd, 'ln_f.bias'));
+  if (!cfg.tiedEmbeddings) w.set('unembed.W_U', transpose2d(get(sd, 'lm_head.weight')));
   return w;
 }
 
@@ -173,6 +176,7 @@ function fromCanonical(cfg: ModelConfig, w: StateDict): StateDict {
   }
   sd.set('ln_f.weight', get(w, 'ln_final.w'));
   sd.set('ln_f.bias', get(w, 'ln_final.b'));
+  if (!cfg.tiedEmbeddings) sd.set('lm_head.weight', transpose2d(get(w, 'unembed.W_U')));
   return sd;
 }
 

@@ -42,15 +42,12 @@ export interface PrefixKV {
   v: tf.Tensor;
 }
 
-/** Repeat kv heads along a head axis so each of the g query heads of a group sees its kv head. */
-function repeatKv(x: tf.Tensor, g: number, axis: number): tf.Tensor {
+/** Repeat kv heads so each of the g query heads of a group sees its kv head: [b, kv, A, B] → [b, kv·g, A, B]. */
+function repeatKv(x: tf.Tensor, g: number): tf.Tensor {
   if (g === 1) return x;
-  // [.., kv, ..] → [.., kv, g, ..] → [.., kv·g, ..]: head i reads kv head ⌊i / g⌋ (HF repeat_kv).
-  const e = tf.expandDims(x, axis + 1);
-  const reps = e.shape.map((_, i) => (i === axis + 1 ? g : 1));
-  const shape = x.shape.slice();
-  shape[axis] *= g;
-  return tf.reshape(tf.tile(e, reps), shape);
+  // Head i reads kv head ⌊i / g⌋ (HF repeat_kv). Tiled at rank 4: tfjs has no Tile gradient at rank 5.
+  const [b, kv, A, B] = x.shape as number[];
+  return tf.reshape(tf.tile(tf.reshape(x, [b, kv, 1, A * B]), [1, 1, g, 1]), [b, kv * g, A, B]);
 }
 
 /** Scores from q·kᵀ: scale, soft-cap, mask. qk [b, h, q, k] → [b, h, q, k]. */
@@ -65,7 +62,7 @@ function scoresFrom(qk: tf.Tensor, cfg: ModelConfig, l: number, pos: number, pre
 /** Transposes for the score matmuls: q [b, p, h, dh], k [b, k, kv, dh] → qT [b, h, p, dh], kT [b, h, dh, k]. */
 function qkOperands(q: tf.Tensor, k: tf.Tensor, g: number): [tf.Tensor, tf.Tensor] {
   const qT = tf.transpose(q, [0, 2, 1, 3]); // [b, h, q, dh]
-  const kT = repeatKv(tf.transpose(k, [0, 2, 3, 1]), g, 1); // [b, h, dh, k]
+  const kT = repeatKv(tf.transpose(k, [0, 2, 3, 1]), g); // [b, h, dh, k]
   return [qT, kT];
 }
 
@@ -150,7 +147,7 @@ export function attention(
   const vAll = prefixKV ? tf.concat([prefixKV.v, v], 1) : v; // [b, prefix + p, kv, dh]
   const g = kvGroup(cfg);
   const [qT, kT] = qkOperands(q, kAll, g);
-  const vT = repeatKv(tf.transpose(vAll, [0, 2, 1, 3]), g, 1); // [b, h, k, dh]
+  const vT = repeatKv(tf.transpose(vAll, [0, 2, 1, 3]), g); // [b, h, k, dh]
   const qk = rules.uniformQK ? uniformMatMul(qT, kT) : tf.matMul(qT, kT);
   const scores = hook(p + 'hook_attn_scores', scoresFrom(qk, cfg, l, pos, prefix)); // [b, h, q, k]
   let pattern = rules.softmaxTaylor ? taylorSoftmax(scores) : tf.softmax(scores); // [b, h, q, k]

@@ -1,6 +1,7 @@
 /**
  * Norms with TransformerLens hooks (`{prefix}.hook_scale` [..., 1], `{prefix}.hook_normalized`
- * [..., d]) and the LN-rule (the scale is a constant in backward).
+ * [..., d]) and the LN-rule (the scale is a constant in backward). As in TransformerLens,
+ * LayerNorm's hook_normalized is after w and b; RMSNorm's is x / scale, before the gain.
  * - layernorm: (x − mean) / √(var + eps) · w + b
  * - rmsnorm: x / √(mean(x²) + eps) · w            (Llama, Qwen2, Mistral)
  * - gemma-rmsnorm: x / √(mean(x²) + eps) · (1 + w) (Gemma)
@@ -38,8 +39,11 @@ export function applyNorm(
   let scale = tf.sqrt(tf.add(tf.mean(tf.square(xc), -1, true), eps)); // [..., 1]
   scale = hook(scaleName, scale);
   if (rules.ln) scale = stopGradient(scale);
+  if (type === 'layernorm') {
+    let y = tf.mul(tf.div(xc, scale), nw.w);
+    if (nw.b) y = tf.add(y, nw.b);
+    return hook(normalizedName, y); // [..., d]
+  }
   const gain = type === 'gemma-rmsnorm' ? (nw.gain ?? tf.add(nw.w, 1)) : nw.w;
-  let y = tf.mul(tf.div(xc, scale), gain);
-  if (nw.b) y = tf.add(y, nw.b);
-  return hook(normalizedName, y); // [..., d]
+  return tf.mul(hook(normalizedName, tf.div(xc, scale)), gain); // [..., d]
 }
