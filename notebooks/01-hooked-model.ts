@@ -16,7 +16,7 @@
 // %%
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
 import { hookShape } from '../src/hooks/hook-points.ts';
 import type { Hook } from '../src/hooks/hook-point.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';

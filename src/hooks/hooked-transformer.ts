@@ -125,7 +125,7 @@ export class HookedTransformer {
 
   /**
    * Build a model from an HF-native state dict (names as the architecture's converter lists them,
-   * e.g. GPT-2's `h.0.attn.c_attn.weight`). Validates every tensor first, so nothing is
+   * see src/models/architectures/). Validates every tensor first, so nothing is
    * half-built: a missing tensor or wrong shape throws before any tensor is created.
    */
   static fromStateDict(cfg: ConfigInput, sd: StateDict, opts: BuildOptions = {}): HookedTransformer {

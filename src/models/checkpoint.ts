@@ -11,8 +11,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { configFromHF, type ModelConfig } from './config.ts';
 import { hfTensorSpecs, isGpt2Buffer, normalizeHFNames, validateHF } from './architectures/index.ts';
-import { readGpt2Onnx } from './onnx-read.ts';
-import { SAFETENSORS_INDEX_NAME, readSafetensors, readShardedSafetensors } from './safetensors.ts';
+import { readGpt2Onnx } from '../io/onnx-read.ts';
+import { SAFETENSORS_INDEX_NAME, readSafetensors, readShardedSafetensors } from '../io/safetensors.ts';
 import type { StateDict } from './state-dict.ts';
 
 /** A loaded checkpoint. */

@@ -72,7 +72,7 @@ export function buildForwardTensors(cfg: ModelConfig, params: Map<string, tf.Ten
     const bQ = opt<tf.Tensor2D>(p + 'attn.b_Q');
     const bK = opt<tf.Tensor2D>(p + 'attn.b_K');
     const bV = opt<tf.Tensor2D>(p + 'attn.b_V');
-    // [n, d, dh] → [d, n·dh]: column block of head i is W[i] (GPT-2's c_attn layout, exactly).
+    // [n, d, dh] → [d, n·dh]: column block of head i is W[i] (the GPT-2 checkpoint's fused layout, exactly).
     const cols = (W: tf.Tensor3D, n: number) => tf.reshape(tf.transpose(W, [1, 0, 2]), [d, n * dh]);
     const qkvW = make(tf.concat([cols(WQ, h), cols(WK, kv), cols(WV, kv)], 1) as tf.Tensor2D);
     const qkvB = bQ && bK && bV ? make(tf.concat([tf.reshape(bQ, [-1]), tf.reshape(bK, [-1]), tf.reshape(bV, [-1])]) as tf.Tensor1D) : undefined;

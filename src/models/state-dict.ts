@@ -8,14 +8,9 @@
 import type { ConfigInput } from './config.ts';
 import { hfTensorSpecs, validateHF } from './architectures/index.ts';
 
-/** A dense float32 array with its shape (row-major). */
-export interface NamedArray {
-  shape: number[];
-  data: Float32Array;
-}
+import type { StateDict } from '../io/tensors.ts';
 
-/** Weights keyed by name. */
-export type StateDict = Map<string, NamedArray>;
+export type { NamedArray, StateDict } from '../io/tensors.ts';
 
 /** The exact set of HF-native names and shapes a checkpoint of this config needs. */
 export function expectedShapes(cfg: ConfigInput): Map<string, number[]> {

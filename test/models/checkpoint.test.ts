@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configToHF, resolveConfig } from '../../src/models/config.ts';
 import { loadCheckpoint, normalizeStateDict } from '../../src/models/checkpoint.ts';
-import { writeSafetensors } from '../../src/models/safetensors.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { makeTmpModelDir, TINY_CONFIG, type TmpModel } from '../helpers/tmp-model.ts';
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configFromHF } from '../../src/models/config.ts';
 import type { StateDict } from '../../src/models/state-dict.ts';
-import { writeSafetensors } from '../../src/models/safetensors.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { writeHFCheckpoint } from '../helpers/hf-checkpoint.ts';
 import { loadNaiveHF, naiveHF } from '../helpers/naive-hf.ts';
 

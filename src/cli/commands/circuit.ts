@@ -18,7 +18,7 @@ import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadR
 import { runCircuit } from '../../circuits/run-circuit.ts';
 import { countEdges } from '../../circuits/prune.ts';
 import { edgeCountFormula } from '../../circuits/graph.ts';
-import { loadModelWithTokenizer } from '../../models/load-model.ts';
+import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
 import { toPatchingData, type PatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
 import { resolveRules } from '../../rules/rules.ts';

@@ -6,7 +6,7 @@
  * `dir=$(relp download gpt2)`; per-file lines and the progress bar go to stderr.
  */
 import type { Command } from 'commander';
-import { defaultModelDir, downloadModel } from '../../models/download.ts';
+import { defaultModelDir, downloadModel } from '../../io/download.ts';
 
 interface DownloadCliOptions {
   dir?: string;
