@@ -25,19 +25,23 @@ export interface WorkloadShape {
 /**
  * Floats one block allocates in a forward. Every forward runs inside one `tf.tidy`, so nothing is
  * freed before the call ends and all blocks' tensors are alive at the peak. Counted from the
- * kernels of models/forward.ts and its parts (per block: ~30 tensors of [b, p, d_model], 10 of
- * [b, p, d_mlp] (4 more for a gated MLP: up projection, activation, product), 4 of [b, h, p, p]
- * and the [p, p] mask; rotary adds ~12 tensors of q/k size (slices, rotate_half, cos/sin
- * products), grouped-query attention the repeated keys and values) and checked against the
- * measured wasm heap in test/backend/memory-guard.test.ts.
+ * kernels of models/forward.ts and its parts (per block: ~30 tensors of [b, p, d_model] with
+ * LayerNorm and biases, ~12 with RMSNorm (20 with Gemma's post-norms); 10 of [b, p, d_mlp] (a
+ * SwiGLU MLP: 6); 4 of [b, h, p, p] and the [p, p] mask; rotary adds ~6 tensors of q/k size
+ * (slices, rotate_half, cos/sin products), grouped-query attention the repeated keys and values),
+ * fitted to and checked against the measured wasm heap in test/backend/memory-guard.test.ts.
  */
 function blockFloats(cfg: ModelConfig, batch: number, pos: number): number {
   const bp = batch * pos;
   const qkSize = bp * (cfg.nHeads + cfg.nKvHeads) * cfg.dHead;
-  const gated = cfg.mlpKind === 'gated' ? 4 * bp * cfg.dMlp : 0;
-  const rotary = cfg.positional === 'rotary' ? 12 * qkSize : 0;
-  const gqa = cfg.nKvHeads < cfg.nHeads ? 4 * bp * cfg.nHeads * cfg.dHead : 0;
-  return bp * (30 * cfg.dModel + 10 * cfg.dMlp) + gated + rotary + gqa + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
+  // LayerNorm (centering) and biases make GPT-2-style blocks heavier in [b, p, d] tensors than RMSNorm ones.
+  const dTensors = cfg.normType === 'layernorm' ? 30 : 12 + (cfg.postNorms ? 8 : 0);
+  // SiLU is two kernels; the tanh-GELU form about seven.
+  const cheapAct = cfg.act === 'silu' || cfg.act === 'relu';
+  const mTensors = cfg.mlpKind === 'gated' ? (cheapAct ? 6 : 12) : 10;
+  const rotary = cfg.positional === 'rotary' ? 6 * qkSize : 0;
+  const gqa = cfg.nKvHeads < cfg.nHeads ? 2 * bp * cfg.nHeads * cfg.dHead : 0;
+  return bp * (dTensors * cfg.dModel + mTensors * cfg.dMlp) + rotary + gqa + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
 }
 
 /**

@@ -8,7 +8,7 @@ import { estimateBytes, guardMemory, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES }
 import type { GPT2Config } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { canonicalShapes } from '../../src/models/canonical.ts';
-import { resolveConfig } from '../../src/models/config.ts';
+import { configFromHF, resolveConfig, type ConfigInput } from '../../src/models/config.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { wasmPeakBytesDuring } from '../../src/backend/wasm-peak.ts';
 
@@ -110,7 +110,14 @@ function wasmPeakBytes(fn: () => void): number {
 }
 
 describe.runIf(tf.getBackend() === 'wasm')('estimate vs measured wasm heap', () => {
-  const cases: Array<{ cfg: GPT2Config; batch: number; pos: number }> = [
+  // Llama-shaped: gated MLP, RoPE, GQA (8 query / 2 kv heads), untied unembedding.
+  const llama = configFromHF({ model_type: 'llama', num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 2, hidden_size: 64, intermediate_size: 176, max_position_embeddings: 64, vocab_size: 200 });
+  const neox = configFromHF({ model_type: 'gpt_neox', num_hidden_layers: 3, num_attention_heads: 4, hidden_size: 64, intermediate_size: 256, max_position_embeddings: 64, vocab_size: 300, rotary_pct: 0.25 });
+  const cases: Array<{ cfg: ConfigInput; batch: number; pos: number }> = [
+    { cfg: llama, batch: 4, pos: 32 },
+    { cfg: neox, batch: 4, pos: 32 },
+    { cfg: { ...llama, nKvHeads: 8 }, batch: 4, pos: 64 },
+    { cfg: { ...llama, dMlp: 512 }, batch: 2, pos: 48 },
     { cfg: tiny({ nLayers: 1, dModel: 64, dMlp: 256, dVocab: 200 }), batch: 4, pos: 32 },
     { cfg: tiny({ nLayers: 4, dModel: 64, dMlp: 256, dVocab: 200 }), batch: 4, pos: 32 },
     { cfg: tiny({ nLayers: 2, nHeads: 8, dModel: 64, dMlp: 100, dVocab: 200 }), batch: 4, pos: 32 },
@@ -119,7 +126,7 @@ describe.runIf(tf.getBackend() === 'wasm')('estimate vs measured wasm heap', () 
     { cfg: tiny({ nLayers: 6, dModel: 32, dMlp: 128 }), batch: 2, pos: 48 },
   ];
   for (const { cfg, batch, pos } of cases) {
-    it(`L=${cfg.nLayers} h=${cfg.nHeads} d=${cfg.dModel} mlp=${cfg.dMlp} V=${cfg.dVocab}, ${batch}×${pos}: measured ≤ estimate ≤ 1.5× measured`, () => {
+    it(`${resolveConfig(cfg).modelType} L=${cfg.nLayers} h=${cfg.nHeads} kv=${resolveConfig(cfg).nKvHeads} d=${cfg.dModel} mlp=${cfg.dMlp} V=${cfg.dVocab}, ${batch}×${pos}: measured ≤ estimate ≤ 1.5× measured`, () => {
       const tokens = Array.from({ length: batch }, (_, b) => Array.from({ length: pos }, (_, i) => (i * 7 + b) % cfg.dVocab));
       const names = ['blocks.0.hook_resid_pre', `blocks.${cfg.nLayers - 1}.hook_resid_post`];
       // Building the model is inside the forward measurement: the estimate includes the weights.
