@@ -122,9 +122,9 @@ describe.each(CASES)('$name', (c) => {
     const data = toPatchingData(randomPairs(2, 6, 5, model.cfg.dVocab));
     const before = tf.memory().numTensors;
     const r = attributionPatch(model, data, { components: ['q', 'k', 'v', 'resid_pre'], methods: [ATP, ATP_STAR] });
-    expect(r.scores[ATP_STAR.name].k.shape).toEqual([model.cfg.nLayers, model.cfg.nKvHeads]);
-    expect(r.scores[ATP_STAR.name].q.shape).toEqual([model.cfg.nLayers, model.cfg.nHeads]);
-    expect(flatten(r.scores[ATP_STAR.name].k).every(Number.isFinite)).toBe(true);
+    expect(r.scores[ATP_STAR.name].k!.shape).toEqual([model.cfg.nLayers, model.cfg.nKvHeads]);
+    expect(r.scores[ATP_STAR.name].q!.shape).toEqual([model.cfg.nLayers, model.cfg.nHeads]);
+    expect(flatten(r.scores[ATP_STAR.name].k!).every(Number.isFinite)).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
