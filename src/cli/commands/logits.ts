@@ -7,7 +7,7 @@ export function register(program: Command): void {
   program
     .command('logits')
     .description('Print the tokens and the top-5 next tokens of a text (or, with --json, the full last-position logits).')
-    .option('--model <dir>', 'HF-layout model folder: gpt2, gpt_neox, llama, qwen2, mistral or gemma2 (default: the embedded IOI model)')
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .requiredOption('--text <text>', 'input text')
     .option('--prepend-bos', 'prepend the BOS token', false)
     .option('--json', 'print exactly one JSON object {"ids": [...], "logits": [...]}', false)

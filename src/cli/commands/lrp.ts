@@ -9,7 +9,7 @@ export function register(program: Command): void {
   program
     .command('lrp')
     .description('LRP explanation: relevance of each input token for the next-token logit (or a logit difference), as a heat line or JSON.')
-    .option('--model <dir>', 'HF-layout model folder: gpt2, gpt_neox, llama, qwen2, mistral or gemma2 (default: the embedded IOI model)')
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .requiredOption('--text <text>', 'input text')
     .option('--target <token>', 'token to explain (text of one token, e.g. " Mary"); default: the top prediction')
     .option('--contrast <token>', 'explain logit[target] − logit[contrast]')

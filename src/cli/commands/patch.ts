@@ -40,7 +40,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('patch')
     .description('Run activation patching, AtP, AtP* and RelP over the same components and write DIR/run.json.')
-    .option('--model <dir>', 'HF-layout model folder: gpt2, gpt_neox, llama, qwen2, mistral or gemma2 (default: the embedded IOI model)');
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
   addDatasetOptions(cmd)
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
     .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern, every', 'resid_pre,attn_out,mlp_out')
