@@ -16,13 +16,13 @@
 // %%
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
 import { hookShape } from '../src/hooks/hook-points.ts';
 import type { Hook } from '../src/hooks/hook-point.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';
 import { generateIoi } from '../src/tasks/ioi.ts';
 import { BABA_TEMPLATES } from '../src/tasks/ioi-templates.ts';
-import { RULE_PRESETS } from '../src/relp/rules.ts';
+import { RULE_PRESETS } from '../src/rules/rules.ts';
 import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels } from './lib/plots.ts';
 
 const backend = await initBackend(); // tensorflow (GPU) when installed, else wasm, else cpu; RELP_BACKEND overrides

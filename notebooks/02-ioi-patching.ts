@@ -22,7 +22,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
 import { generateIoi } from '../src/tasks/ioi.ts';
 import { BABA_TEMPLATES } from '../src/tasks/ioi-templates.ts';
 import { toPatchingData } from '../src/patching/data.ts';

@@ -20,7 +20,7 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
 import { ioiSameLength } from '../src/tasks/dataset.ts';
 import { toPatchingData } from '../src/patching/data.ts';
 import { runSweep } from '../src/patching/sweep.ts';

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Command, InvalidArgumentError } from 'commander';
 import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
 import { evaluateByOrder, evaluateIoi, ioiEvalSets } from '../src/training/ioi-eval.ts';
 import { HELD_OUT_NAMES } from '../src/training/corpus.ts';
 

@@ -15,7 +15,7 @@ import cliProgress from 'cli-progress';
 import { initBackend } from '../src/backend.ts';
 import { configToHF, type GPT2Config } from '../src/models/config.ts';
 import { randomStateDict, mulberry32, type StateDict } from '../src/models/state-dict.ts';
-import { writeSafetensors } from '../src/models/safetensors.ts';
+import { writeSafetensors } from '../src/io/safetensors.ts';
 import { HookedTransformer } from '../src/hooks/hooked-transformer.ts';
 import { CorpusGenerator } from '../src/training/corpus.ts';
 import { buildVocab, collectVocabulary, tokenizerConfigJson, tokenizerJson, vocabEncoder } from '../src/training/word-tokenizer.ts';

@@ -3,7 +3,7 @@
  * silently corrupt tensors, so we estimate a call's peak bytes and refuse one that would not fit.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { GPT2Config } from '../models/config.ts';
+import { resolveConfig, type ConfigInput, type ModelConfig } from '../models/config.ts';
 
 /** Bytes allowed on the wasm heap for one call (the heap tops out near 4 GB). */
 export const WASM_HEAP_LIMIT_BYTES = 3.5e9;
@@ -25,35 +25,55 @@ export interface WorkloadShape {
 /**
  * Floats one block allocates in a forward. Every forward runs inside one `tf.tidy`, so nothing is
  * freed before the call ends and all blocks' tensors are alive at the peak. Counted from the
- * kernels of `gpt2-forward.ts` (per block: ~30 tensors of [b, p, d_model], 10 of [b, p, d_mlp],
- * 4 of [b, h, p, p] and the [p, p] causal mask) and checked against the measured wasm heap in
- * test/backend/memory-guard.test.ts.
+ * kernels of models/forward.ts and its parts (per block: ~30 tensors of [b, p, d_model] with
+ * LayerNorm and biases, ~12 with RMSNorm (20 with Gemma's post-norms); 10 of [b, p, d_mlp] (a
+ * SwiGLU MLP: 6); 4 of [b, h, p, p] and the [p, p] mask; rotary adds ~6 tensors of q/k size
+ * (slices, rotate_half, cos/sin products), grouped-query attention the repeated keys and values),
+ * fitted to and checked against the measured wasm heap in test/backend/memory-guard.test.ts.
  */
-function blockFloats(cfg: GPT2Config, batch: number, pos: number): number {
+function blockFloats(cfg: ModelConfig, batch: number, pos: number): number {
   const bp = batch * pos;
-  return bp * (30 * cfg.dModel + 10 * cfg.dMlp) + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
+  const qkSize = bp * (cfg.nHeads + cfg.nKvHeads) * cfg.dHead;
+  // LayerNorm (centering) and biases make GPT-2-style blocks heavier in [b, p, d] tensors than RMSNorm ones.
+  const dTensors = cfg.normType === 'layernorm' ? 30 : 12 + (cfg.postNorms ? 8 : 0);
+  // SiLU is two kernels; the tanh-GELU form about seven.
+  const cheapAct = cfg.act === 'silu' || cfg.act === 'relu';
+  const mTensors = cfg.mlpKind === 'gated' ? (cheapAct ? 6 : 12) : 10;
+  const rotary = cfg.positional === 'rotary' ? 6 * qkSize : 0;
+  const gqa = cfg.nKvHeads < cfg.nHeads ? 2 * bp * cfg.nHeads * cfg.dHead : 0;
+  return bp * (dTensors * cfg.dModel + mTensors * cfg.dMlp) + rotary + gqa + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
 }
 
-/** Parameters of one block (attention 4·d², MLP 2·d·d_mlp, biases and LN). */
-function blockParams(cfg: GPT2Config): number {
-  const d = cfg.dModel;
-  return 4 * d * d + 2 * d * cfg.dMlp + 9 * d + cfg.dMlp;
+/**
+ * Floats of one block's weights as an inference model holds them: the canonical q/k/v/o and MLP
+ * matrices, the fused [d, (h + 2kv)·d_head] q|k|v copy the forward multiplies with, biases, norms.
+ */
+function blockParams(cfg: ModelConfig): number {
+  const { dModel: d, nHeads: h, nKvHeads: kv, dHead: dh, dMlp: m } = cfg;
+  const qkv = d * (h + 2 * kv) * dh;
+  const attn = 2 * qkv + h * dh * d + (cfg.qkvBias ? 2 * (h + 2 * kv) * dh : 0) + (cfg.attnOutBias ? d : 0);
+  const mlp = (cfg.mlpKind === 'gated' ? 3 : 2) * d * m + (cfg.mlpBias ? (cfg.mlpKind === 'gated' ? 2 : 1) * m + d : 0);
+  const norms = (cfg.postNorms ? 4 : 2) * d * (cfg.normBias ? 2 : cfg.normType === 'gemma-rmsnorm' ? 2 : 1);
+  return attn + mlp + norms;
 }
 
 /**
  * Estimated peak bytes of a forward (and backward) of `cfg` on a workload, weights included.
  * Within about 1.0–1.3× of the measured peak of live wasm buffers (see the test).
- * - forward: weights (wte counted twice: its transposed copy for the unembedding), every block's
- *   tensors, the embedding / final LN and the logits;
+ * - forward: weights (the unembedding twice: a tied W_E's transposed copy, or an untied W_U
+ *   beside W_E), every block's tensors, the embedding / final norm and the logits;
  * - backward adds about one forward tape of gradients and the logit gradients. tfjs computes no
  *   weight gradients for constant weights, and with the zero-copy Identity (wasm-matmul.ts) the
  *   inputs the tape saves share their buffers, so no weight or activation copies are counted.
  */
-export function estimateBytes(cfg: GPT2Config, w: WorkloadShape): number {
+export function estimateBytes(config: ConfigInput, w: WorkloadShape): number {
+  const cfg = resolveConfig(config);
   const d = cfg.dModel;
   const bp = w.batch * w.pos;
   const bw = blockParams(cfg);
-  const params = 2 * cfg.dVocab * d + cfg.nCtx * d + cfg.nLayers * bw + 2 * d;
+  const pos = cfg.positional === 'learned' ? cfg.nCtx * d : 2 * cfg.nCtx * cfg.rotaryDim; // W_pos, or the cos/sin tables
+  const finalNorm = d * (cfg.normBias || cfg.normType === 'gemma-rmsnorm' ? 2 : 1);
+  const params = 2 * cfg.dVocab * d + (cfg.unembedBias ? cfg.dVocab : 0) + pos + cfg.nLayers * bw + finalNorm;
   const block = blockFloats(cfg, w.batch, w.pos);
   const bv = w.batch * (w.lastPositionOnly ? 1 : w.pos) * cfg.dVocab; // logits
   const forward = cfg.nLayers * block + bp * 16 * d + 2 * bv;
@@ -63,7 +83,7 @@ export function estimateBytes(cfg: GPT2Config, w: WorkloadShape): number {
 }
 
 /** Largest batch whose estimate stays under the wasm limit (at least 0). */
-export function maxBatchUnderLimit(cfg: GPT2Config, w: Omit<WorkloadShape, 'batch'>, limit = WASM_HEAP_LIMIT_BYTES): number {
+export function maxBatchUnderLimit(cfg: ConfigInput, w: Omit<WorkloadShape, 'batch'>, limit = WASM_HEAP_LIMIT_BYTES): number {
   let lo = 0;
   let hi = 1;
   while (estimateBytes(cfg, { ...w, batch: hi }) <= limit && hi < 1 << 20) hi *= 2;
@@ -80,7 +100,7 @@ export function maxBatchUnderLimit(cfg: GPT2Config, w: Omit<WorkloadShape, 'batc
  * @param what a short description for the error (e.g. "activation patching sweep")
  * @throws Error naming the batch size to lower to.
  */
-export function guardMemory(cfg: GPT2Config, w: WorkloadShape, what = 'this run', backend = tf.getBackend()): void {
+export function guardMemory(cfg: ConfigInput, w: WorkloadShape, what = 'this run', backend = tf.getBackend()): void {
   if (backend !== 'wasm') return;
   const need = estimateBytes(cfg, w);
   if (need <= WASM_HEAP_LIMIT_BYTES) return;

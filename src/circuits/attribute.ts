@@ -17,7 +17,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
-import { resolveRules, type RuleSet } from '../relp/rules.ts';
+import { resolveRules, type RuleSet } from '../rules/rules.ts';
 import type { PatchingData } from '../patching/data.ts';
 import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';

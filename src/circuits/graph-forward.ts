@@ -9,18 +9,19 @@
  * - rebuild each node input as `live residual + Σ_u coef(u→t) · (src(u) − live(u))` (+ a zero probe
  *   whose gradient is ∂m/∂input). The live residual at a target is the biases plus the sum of the
  *   live outputs of its upstream nodes, which is exactly the model's own residual stream there;
- * - per-head q/k/v inputs go through LN1 and that head's slice of W_Q/W_K/W_V here (hook_q/k/v are
- *   replaced); MLP inputs replace hook_resid_mid (then hook_resid_post is restored to the live sum,
- *   so later layers see the live residual); the logits input replaces the last hook_resid_post.
+ * - per-head q/k/v inputs replace the model's split inputs (`attn.hook_q_input` [b, p, head, d],
+ *   `hook_k_input` / `hook_v_input` [b, p, kv_head, d], forward option `splitQkvInput`): the model
+ *   applies each head's norm and projection. MLP inputs replace `hook_mlp_in` (the residual stream
+ *   itself is untouched); the logits input replaces the last hook_resid_post.
+ * - with grouped-query attention the k and v targets are per kv head (see models/topology.ts).
  *
  * Attention b_O is in every residual and never patched (it is no node's output), as in EAP-IG.
  * Several patch settings ("groups") run in one forward, stacked along the batch axis: [G·B, ...].
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
-import { compileHooks, type Hook } from '../hooks/hook-point.ts';
-import { stopGradient } from '../relp/ops.ts';
-import type { RuleSet } from '../relp/rules.ts';
+import type { Hook } from '../hooks/hook-point.ts';
+import type { RuleSet } from '../rules/rules.ts';
 import { layerTargets, mlpNode, type CircuitGraph, type GraphTarget } from './graph.ts';
 
 /** Patch edges: edge (u → t) of group g carries `coef[g·E + e] · (src(u) − live(u))` on top of the live value. */
@@ -33,7 +34,7 @@ export interface EdgePatch {
 
 /** Zero tensors added to each node input; their gradients are ∂m/∂input. */
 export interface GraphProbes {
-  /** Per layer, [G·B, pos, head, d_model]. */
+  /** Per layer, [G·B, pos, head, d_model] (k and v: kv_head). */
   q: tf.Tensor[];
   k: tf.Tensor[];
   v: tf.Tensor[];
@@ -48,13 +49,13 @@ export interface GraphForwardOptions {
   /** Patch settings stacked along the batch axis (default 1). */
   groups?: number;
   patch?: EdgePatch;
-  /** LRP rules for the backward pass (also applied to the per-head LayerNorms here). */
+  /** LRP rules for the backward pass. */
   rules?: RuleSet;
   /** Extra model hooks (run before the graph hooks at the same point), e.g. freezing non-linearities. */
   hooks?: Hook[];
   /**
-   * Hooks on the per-head LN1 scales this module computes: `blocks.{l}.ln1.hook_scale_q|k|v`,
-   * [G·B, pos, head, 1]. (The model's own `ln1.hook_scale` does not see the per-head inputs.)
+   * Hooks on the model's per-head norm scales `blocks.{l}.ln1.hook_scale_q|k|v`, [G·B, pos, head
+   * (kv_head for k, v), 1], used when the forward splits q/k/v inputs (with a patch or probes).
    */
   graphHooks?: Hook[];
   /** Replace the `input` node's output (embed + pos), [B, pos, d_model] or [G·B, pos, d_model]. */
@@ -113,8 +114,8 @@ function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: numb
  */
 export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], opts: GraphForwardOptions = {}): GraphForwardResult {
   const cfg = model.cfg;
-  const { nLayers: L, nHeads: H, dModel: D, dHead: Dh } = cfg;
-  if (graph.nLayers !== L || graph.nHeads !== H) {
+  const { nLayers: L, nHeads: H, dModel: D } = cfg;
+  if (graph.nLayers !== L || graph.nHeads !== H || graph.nKvHeads !== cfg.nKvHeads) {
     throw new Error(`graph is ${graph.nLayers} layers × ${graph.nHeads} heads but the model is ${L} × ${H}`);
   }
   const G = opts.groups ?? 1;
@@ -127,42 +128,20 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
       throw new Error(`patch.src must be [${graph.nodes.length - 1}, ${B}, pos, ${D}], got [${s.join(', ')}]`);
     }
   }
-  const rules = opts.rules ?? {};
-  const gHooks = compileHooks(opts.graphHooks);
+  const topo = model.topology();
+  if (!topo.headsAdditive || !topo.mlpAdditive) {
+    throw new Error(`edge circuits need node outputs that add into the residual stream; ${cfg.modelType} normalises attention and MLP outputs (post-norms), so per-head nodes do not decompose it`);
+  }
+  const KV = topo.nKvHeads;
+  // Split per-head inputs only when something changes or probes them (otherwise the model's own q/k/v).
+  const split = !!(opts.patch || opts.probes || opts.graphHooks?.length);
   const coef = opts.patch?.coef;
   const src = opts.patch?.src;
   const tokensG = G === 1 ? tokens : Array.from({ length: G }, () => tokens).flat();
   const live: tf.Tensor[] = []; // node outputs in node order
-  let residPre: tf.Tensor | undefined;
-  let origMid: tf.Tensor | undefined;
-  let mlpOut: tf.Tensor | undefined;
-  let midChanged = false;
-
-  /** Per-head LN1 and projection of per-head residuals R [GB, p, H, d] for q (0), k (1) or v (2): [GB, p, H, dh]. */
-  const headProject = (R: tf.Tensor, which: 0 | 1 | 2, l: number): tf.Tensor => {
-    const [gb, p] = R.shape as number[];
-    const lnW = model.params.get(`h.${l}.ln_1.weight`)!;
-    const lnB = model.params.get(`h.${l}.ln_1.bias`)!;
-    const W = model.params.get(`h.${l}.attn.c_attn.weight`)!; // [d, 3d]
-    const bias = model.params.get(`h.${l}.attn.c_attn.bias`)!; // [3d]
-    const xc = tf.sub(R, tf.mean(R, -1, true)); // [GB, p, H, d]
-    let scale = tf.sqrt(tf.add(tf.mean(tf.square(xc), -1, true), cfg.eps)); // [GB, p, H, 1]
-    if (gHooks) scale = gHooks.run(`blocks.${l}.ln1.hook_scale_${'qkv'[which]}`, scale);
-    if (rules.ln) scale = stopGradient(scale);
-    const n = tf.add(tf.mul(tf.div(xc, scale), lnW), lnB); // [GB, p, H, d]
-    // One 2-D matmul per head: wasm's batched 3-D matmul is much slower than its 2-D kernel.
-    const nT = tf.reshape(tf.transpose(n, [2, 0, 1, 3]), [H, gb * p, D]); // [H, GB·p, d]
-    const perHead = Array.from({ length: H }, (_, h) => {
-      const nh = tf.reshape(tf.slice(nT, [h, 0, 0], [1, gb * p, D]), [gb * p, D]); // [GB·p, d]
-      const Wh = tf.slice(W, [0, which * D + h * Dh], [D, Dh]) as tf.Tensor2D; // [d, dh]
-      const bh = tf.slice(bias, [which * D + h * Dh], [Dh]); // [dh]
-      return tf.add(tf.matMul(nh, Wh), bh); // [GB·p, dh]
-    });
-    return tf.reshape(tf.transpose(tf.stack(perHead), [1, 0, 2]), [gb, p, H, Dh]); // [GB, p, H, dh]
-  };
 
   let collected: tf.Tensor4D | undefined;
-  const hooks: Hook[] = [...(opts.hooks ?? [])];
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...(split ? (opts.graphHooks ?? []) : [])];
   hooks.push({
     name: 'blocks.0.hook_resid_pre',
     fn: (x) => {
@@ -178,23 +157,24 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
   for (let l = 0; l < L; l++) {
     const ts = layerTargets(graph, l);
     const nUpHead = ts[0].nUp;
-    const byInput = [ts.slice(0, H), ts.slice(H, 2 * H), ts.slice(2 * H, 3 * H)];
-    hooks.push({ name: `blocks.${l}.hook_resid_pre`, fn: (x) => void (residPre = x) });
-    (['q', 'k', 'v'] as const).forEach((name, which) => {
-      hooks.push({
-        name: `blocks.${l}.attn.hook_${name}`,
-        fn: () => {
-          const c = src ? coefTensor(coef, G, E, byInput[which], nUpHead) : undefined;
-          const probe = opts.probes?.[name][l];
-          if (!c && !probe && !gHooks) return undefined; // unchanged: the model's own q/k/v
-          // Broadcasting adds, not broadcastTo (wasm's Tile kernel is slow): R [GB, p, H, d].
-          const r1 = tf.expandDims(residPre!, 2); // [GB, p, 1, d]
-          let R: tf.Tensor = c ? tf.add(r1, patchTerm(c, live, src!, G)) : tf.add(r1, tf.zeros([1, 1, H, 1]));
-          if (probe) R = tf.add(R, probe);
-          return headProject(R, which as 0 | 1 | 2, l);
-        },
+    const byInput = [ts.slice(0, H), ts.slice(H, H + KV), ts.slice(H + KV, H + 2 * KV)];
+    if (split) {
+      (['q', 'k', 'v'] as const).forEach((name, which) => {
+        hooks.push({
+          // The model normalises and projects each head's input itself (split q/k/v inputs):
+          // x is resid_pre broadcast per head, [GB, p, H or KV, d].
+          name: `blocks.${l}.attn.hook_${name}_input`,
+          fn: (x) => {
+            const c = src ? coefTensor(coef, G, E, byInput[which], nUpHead) : undefined;
+            const probe = opts.probes?.[name][l];
+            if (!c && !probe) return undefined;
+            let R: tf.Tensor = c ? tf.add(x, patchTerm(c, live, src!, G)) : x;
+            if (probe) R = tf.add(R, probe);
+            return R;
+          },
+        });
       });
-    });
+    }
     hooks.push({
       name: `blocks.${l}.attn.hook_result`,
       fn: (x) => {
@@ -205,14 +185,13 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
       },
     });
     hooks.push({
-      name: `blocks.${l}.hook_resid_mid`,
+      // The MLP's input (resid_mid, or resid_pre for parallel blocks); replacing it leaves the residual stream alone.
+      name: `blocks.${l}.hook_mlp_in`,
       fn: (x) => {
-        origMid = x;
-        const m = ts[3 * H];
+        const m = ts[H + 2 * KV];
         const c = src ? coefTensor(coef, G, E, [m], m.nUp) : undefined;
         const probe = opts.probes?.mlp[l];
-        midChanged = !!(c || probe);
-        if (!midChanged) return undefined;
+        if (!c && !probe) return undefined;
         let R = x;
         if (c) R = tf.add(R, tf.squeeze(patchTerm(c, live, src!, G), [2]));
         if (probe) R = tf.add(R, probe);
@@ -222,29 +201,26 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
     hooks.push({
       name: `blocks.${l}.hook_mlp_out`,
       fn: (x) => {
-        mlpOut = x;
         if (live.length !== mlpNode(H, l)) throw new Error(`internal: ${live.length} node outputs recorded before m${l}`);
         live.push(x);
       },
     });
-    hooks.push({
-      name: `blocks.${l}.hook_resid_post`,
-      fn: (x) => {
-        let r = midChanged ? tf.add(origMid!, mlpOut!) : x; // the live residual stream
-        if (l === L - 1) {
-          const t = layerTargets(graph, L)[0];
-          const c = src ? coefTensor(coef, G, E, [t], t.nUp) : undefined;
-          if (c) r = tf.add(r, tf.squeeze(patchTerm(c, live, src!, G), [2]));
-          if (opts.probes) r = tf.add(r, opts.probes.logits);
-        }
-        // The model's forward is tidied: keep the stacked outputs past its scope.
-        if (l === L - 1 && opts.collectOutputs) collected = tf.keep(tf.stack(live)) as tf.Tensor4D;
-        return r === x ? undefined : r;
-      },
-    });
   }
+  hooks.push({
+    name: `blocks.${L - 1}.hook_resid_post`,
+    fn: (x) => {
+      let r = x; // the live residual stream
+      const t = layerTargets(graph, L)[0];
+      const c = src ? coefTensor(coef, G, E, [t], t.nUp) : undefined;
+      if (c) r = tf.add(r, tf.squeeze(patchTerm(c, live, src!, G), [2]));
+      if (opts.probes) r = tf.add(r, opts.probes.logits);
+      // The model's forward is tidied: keep the stacked outputs past its scope.
+      if (opts.collectOutputs) collected = tf.keep(tf.stack(live)) as tf.Tensor4D;
+      return r === x ? undefined : r;
+    },
+  });
   try {
-    const logits = model.forward(tokensG, { hooks, rules: opts.rules, lastPositionOnly: opts.lastPositionOnly ?? true });
+    const logits = model.forward(tokensG, { hooks, rules: opts.rules, lastPositionOnly: opts.lastPositionOnly ?? true, splitQkvInput: split });
     return { logits, outputs: collected };
   } catch (err) {
     collected?.dispose();

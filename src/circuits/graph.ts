@@ -1,11 +1,15 @@
 /**
- * The computational graph of a GPT-2 at the granularity of EAP-IG (Hanna et al. 2024):
+ * The computational graph of a transformer at the granularity of EAP-IG (Hanna et al. 2024):
  *
- * - nodes: `input` (token + position embedding), every head `a{l}.h{h}`, every MLP `m{l}`, `logits`;
+ * - nodes: `input` (the embedding), every head `a{l}.h{h}`, every MLP `m{l}`, `logits`;
  * - targets (node inputs): each head has three, `a{l}.h{h}<q>`, `<k>`, `<v>`; each MLP one, `m{l}`;
- *   the logits one, `logits`;
+ *   the logits one, `logits`. With grouped-query attention (nKvHeads < nHeads) keys and values
+ *   belong to kv heads: targets `a{l}.kv{j}<k>` / `<v>` per kv head j, each counted once (an
+ *   edge into a kv head's k or v reaches every query head of its group);
  * - edges: from every upstream node to every target it can read. A head in layer l reads the input
- *   and every node of layers < l; MLP l reads those and the heads of layer l; the logits read all.
+ *   and every node of layers < l; MLP l reads those and the heads of layer l (sequential blocks) or
+ *   only those (parallel blocks, where the MLP reads resid_pre); the logits read all.
+ * The topology comes from the model (models/topology.ts via `model.topology()`).
  *
  * Nodes are numbered in forward order (input, a0.h0..a0.h{H-1}, m0, a1.h0, ..., m{L-1}, logits),
  * so the upstream nodes of any target are a prefix of that order: edge (u → t) exists iff
@@ -47,6 +51,10 @@ export interface GraphTarget {
 export interface CircuitGraph {
   nLayers: number;
   nHeads: number;
+  /** Key/value heads per layer (k and v targets per kv head). */
+  nKvHeads: number;
+  /** MLP l reads the heads of layer l (false for parallel blocks). */
+  mlpReadsSameLayerHeads: boolean;
   nodes: GraphNode[];
   targets: GraphTarget[];
   /** Total number of edges. */
@@ -85,10 +93,22 @@ export function edgeCountFormula(nLayers: number, nHeads: number): number {
   return heads + mlps + logits;
 }
 
-/** Build the graph of a model with `nLayers` blocks of `nHeads` heads. */
-export function buildGraph(nLayers: number, nHeads: number): CircuitGraph {
+/** Topology options of {@link buildGraph} (default: GPT-2's, sequential blocks and nKvHeads = nHeads). */
+export interface GraphShape {
+  nKvHeads?: number;
+  mlpReadsSameLayerHeads?: boolean;
+}
+
+/**
+ * Build the graph of a model with `nLayers` blocks of `nHeads` heads; pass `model.topology()` as
+ * `shape` for other architectures (GQA, parallel blocks).
+ */
+export function buildGraph(nLayers: number, nHeads: number, shape: GraphShape = {}): CircuitGraph {
   if (!Number.isInteger(nLayers) || nLayers < 1) throw new Error(`buildGraph: nLayers must be a positive integer, got ${nLayers}`);
   if (!Number.isInteger(nHeads) || nHeads < 1) throw new Error(`buildGraph: nHeads must be a positive integer, got ${nHeads}`);
+  const nKv = shape.nKvHeads ?? nHeads;
+  if (!Number.isInteger(nKv) || nKv < 1 || nHeads % nKv !== 0) throw new Error(`buildGraph: nKvHeads ${nKv} must divide nHeads ${nHeads}`);
+  const mlpSame = shape.mlpReadsSameLayerHeads ?? true;
   const nodes: GraphNode[] = [{ index: 0, id: 'input', kind: 'embedding', layer: -1 }];
   for (let l = 0; l < nLayers; l++) {
     for (let h = 0; h < nHeads; h++) nodes.push({ index: nodes.length, id: `a${l}.h${h}`, kind: 'attention', layer: l, head: h });
@@ -103,17 +123,22 @@ export function buildGraph(nLayers: number, nHeads: number): CircuitGraph {
   };
   for (let l = 0; l < nLayers; l++) {
     const headUp = headNode(nHeads, l, 0); // input + all nodes of earlier layers
-    for (const input of ['q', 'k', 'v'] as const) for (let h = 0; h < nHeads; h++) add(`a${l}.h${h}<${input}>`, headNode(nHeads, l, h), headUp, input);
-    add(`m${l}`, mlpNode(nHeads, l), mlpNode(nHeads, l));
+    for (let h = 0; h < nHeads; h++) add(`a${l}.h${h}<q>`, headNode(nHeads, l, h), headUp, 'q');
+    // A kv head's target is read by the first query head of its group (the node it is listed under).
+    const g = nHeads / nKv;
+    for (const input of ['k', 'v'] as const) {
+      for (let j = 0; j < nKv; j++) add(nKv === nHeads ? `a${l}.h${j}<${input}>` : `a${l}.kv${j}<${input}>`, headNode(nHeads, l, j * g), headUp, input);
+    }
+    add(`m${l}`, mlpNode(nHeads, l), mlpSame ? mlpNode(nHeads, l) : headUp);
   }
   add('logits', nodes.length - 1, nodes.length - 1);
-  return { nLayers, nHeads, nodes, targets, nEdges: offset };
+  return { nLayers, nHeads, nKvHeads: nKv, mlpReadsSameLayerHeads: mlpSame, nodes, targets, nEdges: offset };
 }
 
-/** Targets of layer l in order: q (H), k (H), v (H), mlp; `layer = nLayers` gives [logits]. */
+/** Targets of layer l in order: q (H), k (KV), v (KV), mlp; `layer = nLayers` gives [logits]. */
 export function layerTargets(g: CircuitGraph, l: number): GraphTarget[] {
   if (l === g.nLayers) return [g.targets[g.targets.length - 1]];
-  const per = 3 * g.nHeads + 1;
+  const per = g.nHeads + 2 * g.nKvHeads + 1;
   return g.targets.slice(l * per, (l + 1) * per);
 }
 

@@ -57,7 +57,7 @@ export interface CircuitRun {
 export function runCircuit(model: HookedTransformer, data: PatchingData, opts: CircuitRunOptions): CircuitRun {
   if (opts.methods.length === 0) throw new Error('runCircuit: give at least one method');
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either an edge count or a threshold, not both');
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
+  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology());
   const progress = opts.progress ?? silentProgress;
   const ablation = opts.ablation ?? 'corrupt';
   const scores: CircuitRun['scores'] = {};

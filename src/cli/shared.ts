@@ -3,7 +3,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { initBackend } from '../backend.ts';
-import { loadModel, loadModelWithTokenizer, type LoadedModel } from '../models/load-model.ts';
+import { loadModel, loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
 import type { Tokenizer } from '../tokenizer.ts';
 import type { PromptPair } from '../tasks/types.ts';
 

@@ -1,8 +1,9 @@
 /**
- * HookedTransformer: a GPT-2 with TransformerLens hook points on TensorFlow.js.
+ * HookedTransformer: a transformer of any supported architecture (GPT-2, GPT-NeoX, Llama / Qwen2 /
+ * Mistral, Gemma-2) with TransformerLens hook points on TensorFlow.js.
  *
  * ```ts
- * const model = HookedTransformer.fromStateDict(cfg, stateDict);
+ * const model = HookedTransformer.fromStateDict(cfg, stateDict);      // HF-native names
  * const logits = model.forward([[15496, 995]]);                       // [batch, pos, vocab]
  * const { logits, cache } = model.runWithCache(tokens, { names: ['blocks.0.attn.hook_z'] });
  * const out = model.runWithHooks(tokens, [{ name: 'blocks.1.hook_resid_pre', fn: (x) => tf.zerosLike(x) }]);
@@ -10,14 +11,20 @@
  * ```
  */
 import * as tf from '@tensorflow/tfjs';
-import type { GPT2Config } from '../models/config.ts';
-import { expectedShapes, validateStateDict, type StateDict } from '../models/state-dict.ts';
-import type { RuleSet } from '../relp/rules.ts';
+import { createHash } from 'node:crypto';
+import { checkConfig, resolveConfig, type ConfigInput, type ModelConfig } from '../models/config.ts';
+import type { StateDict } from '../models/state-dict.ts';
+import { canonicalToHF, hfToCanonical } from '../models/architectures/index.ts';
+import { canonicalShapes, validateCanonical, type CanonicalWeights } from '../models/canonical.ts';
+import type { RuleSet } from '../rules/rules.ts';
 import { guardMemory } from '../backend/memory-guard.ts';
 import { compileHooks, type Hook } from './hook-point.ts';
 import { allHookNames, hookShape, parseHookName } from './hook-points.ts';
 import type { ActivationCache } from './activation-cache.ts';
-import { embed, runBlocks, type BlockWeights, type GPT2Tensors } from './gpt2-forward.ts';
+import { buildForwardTensors, embed, runBlocks, type ForwardTensors } from '../models/forward.ts';
+import { patternFromQK } from '../models/parts/attention.ts';
+import { rotaryTables, type RotaryTables } from '../models/parts/rotary.ts';
+import { graphTopology, type GraphTopology } from '../models/topology.ts';
 
 /** Token input: ids as nested arrays [batch][pos], or an int32 tensor [batch, pos]. */
 export type TokenInput = number[][] | tf.Tensor2D;
@@ -32,16 +39,23 @@ export interface ForwardOptions {
   startAtLayer?: number;
   /** Residual stream to resume from when `startAtLayer` is set, [batch, pos, d_model]. */
   resid?: tf.Tensor;
-  /** Embed with a one-hot matmul so `wte` gets gradients (training on wasm). */
+  /** Embed with a one-hot matmul so `embed.W_E` gets gradients (training on wasm). */
   oneHotEmbed?: boolean;
   /** Return logits for the last position only, [batch, 1, vocab] (faster; ln_final hooks see [batch, 1, d_model]). */
   lastPositionOnly?: boolean;
   /**
    * With `startAtLayer` and `resid` holding only the positions after a prefix: the prefix's cached
-   * keys and values per layer (`prefixKV[l] = {k, v}`, each [batch, prefix, head, d_head], from
-   * `blocks.{l}.attn.hook_k/hook_v`). Hooks then see suffix-shaped activations.
+   * keys and values per layer (`prefixKV[l] = {k, v}`, each [batch, prefix, kv_head, d_head], from
+   * the hooks {@link HookedTransformer.kvCacheHooks} names: keys after rotary). Hooks then see
+   * suffix-shaped activations.
    */
   prefixKV?: ({ k: tf.Tensor; v: tf.Tensor } | undefined)[];
+  /**
+   * Give each head its own q/k/v input residual (TransformerLens `use_split_qkv_input`):
+   * enables `attn.hook_q_input` [batch, pos, head, d_model], `hook_k_input` / `hook_v_input`
+   * [batch, pos, kv_head, d_model] and the per-head norm scales `ln1.hook_scale_q|k|v`.
+   */
+  splitQkvInput?: boolean;
 }
 
 /** Options of {@link HookedTransformer.runWithCache}. */
@@ -75,66 +89,127 @@ export interface BuildOptions {
   trainable?: boolean;
 }
 
-/** A GPT-2 with TransformerLens-style hook points. Call {@link dispose} to free its weights. */
+/** A transformer with TransformerLens-style hook points. Call {@link dispose} to free its weights. */
 export class HookedTransformer {
-  /** Model hyper-parameters. */
-  readonly cfg: GPT2Config;
-  /** Parameters keyed by canonical HF name (`wte.weight`, `h.0.attn.c_attn.weight`, ...). */
+  /** Model hyper-parameters, architecture included. */
+  readonly cfg: ModelConfig;
+  /** Parameters keyed by canonical name (`embed.W_E`, `blocks.0.attn.W_Q`, ...; see models/canonical.ts). */
   readonly params: Map<string, tf.Tensor>;
-  private readonly w: GPT2Tensors;
   private readonly trainable: boolean;
+  /** Forward layout built once (inference only; training rebuilds it per forward so gradients reach params). */
+  private readonly fw?: ForwardTensors;
+  private readonly owned: tf.Tensor[] = [];
+  private readonly rotary?: RotaryTables;
+  private hashCache?: string;
 
-  private constructor(cfg: GPT2Config, params: Map<string, tf.Tensor>, trainable: boolean) {
+  private constructor(cfg: ModelConfig, params: Map<string, tf.Tensor>, trainable: boolean) {
     this.cfg = cfg;
     this.params = params;
     this.trainable = trainable;
-    const g = <T extends tf.Tensor>(n: string) => params.get(n) as T;
-    const blocks: BlockWeights[] = [];
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const p = `h.${l}.`;
-      blocks.push({
-        ln1W: g(p + 'ln_1.weight'),
-        ln1B: g(p + 'ln_1.bias'),
-        attnW: g(p + 'attn.c_attn.weight'),
-        attnB: g(p + 'attn.c_attn.bias'),
-        projW: g(p + 'attn.c_proj.weight'),
-        projB: g(p + 'attn.c_proj.bias'),
-        ln2W: g(p + 'ln_2.weight'),
-        ln2B: g(p + 'ln_2.bias'),
-        fcW: g(p + 'mlp.c_fc.weight'),
-        fcB: g(p + 'mlp.c_fc.bias'),
-        fcProjW: g(p + 'mlp.c_proj.weight'),
-        fcProjB: g(p + 'mlp.c_proj.bias'),
-      });
+    if (cfg.positional === 'rotary') {
+      this.rotary = rotaryTables(cfg.nCtx, cfg.rotaryDim, cfg.ropeTheta);
+      this.owned.push(this.rotary.cos, this.rotary.sin);
     }
-    this.w = { wte: g('wte.weight'), wpe: g('wpe.weight'), blocks, lnfW: g('ln_f.weight'), lnfB: g('ln_f.bias') };
-    // Inference keeps a transposed copy of wte so the unembedding is a plain matmul.
-    if (!trainable) this.w.wteT = tf.keep(tf.transpose(this.w.wte) as tf.Tensor2D);
+    if (!trainable) {
+      let fw: ForwardTensors | undefined;
+      // The tidy frees the intermediate transposes and keeps what it returns.
+      const created = tf.tidy(() => {
+        const r = buildForwardTensors(cfg, params);
+        fw = r.tensors;
+        return r.created;
+      });
+      this.owned.push(...created);
+      this.fw = fw;
+    }
   }
 
   /**
-   * Build a model from framework-free weights. Validates every tensor first, so nothing is
+   * Build a model from an HF-native state dict (names as the architecture's converter lists them,
+   * see src/models/architectures/). Validates every tensor first, so nothing is
    * half-built: a missing tensor or wrong shape throws before any tensor is created.
    */
-  static fromStateDict(cfg: GPT2Config, sd: StateDict, opts: BuildOptions = {}): HookedTransformer {
-    validateStateDict(sd, cfg);
+  static fromStateDict(cfg: ConfigInput, sd: StateDict, opts: BuildOptions = {}): HookedTransformer {
+    const c = resolveConfig(cfg);
+    checkConfig(c);
+    return HookedTransformer.fromCanonical(c, hfToCanonical(c, sd), opts);
+  }
+
+  /** Build a model from canonical split weights (models/canonical.ts), validated first. */
+  static fromCanonical(cfg: ConfigInput, w: CanonicalWeights, opts: BuildOptions = {}): HookedTransformer {
+    const c = resolveConfig(cfg);
+    checkConfig(c);
+    validateCanonical(w, c);
     const params = new Map<string, tf.Tensor>();
-    for (const [name, shape] of expectedShapes(cfg)) {
-      const a = sd.get(name)!;
+    for (const [name, shape] of canonicalShapes(c)) {
+      const a = w.get(name)!;
       const t = tf.tensor(a.data, shape, 'float32');
       // Unnamed variable: tfjs variable names are process-global, so naming them after the
       // parameter would forbid two trainable models at once.
       params.set(name, opts.trainable ? tf.variable(t, true) : t);
       if (opts.trainable) t.dispose();
     }
-    return new HookedTransformer(cfg, params, !!opts.trainable);
+    return new HookedTransformer(c, params, !!opts.trainable);
   }
 
-  /** Copy the weights out as a framework-free state dict. */
+  /** Copy the weights out as canonical split weights. */
+  canonicalWeights(): CanonicalWeights {
+    const w: CanonicalWeights = new Map();
+    for (const [name, t] of this.params) w.set(name, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
+    return w;
+  }
+
+  /** Copy the weights out as an HF-native state dict (the architecture's checkpoint layout). */
   toStateDict(): StateDict {
-    const sd: StateDict = new Map();
-    for (const [name, t] of this.params) sd.set(name, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
-    return sd;
+    return canonicalToHF(this.cfg, this.canonicalWeights());
+  }
+
+  /**
+   * sha256 (hex) of every weight (canonical names and float32 bytes, in canonical order) and the
+   * config; computed once and cached (weights of an inference model never change). Resume keys use it.
+   */
+  weightHash(): string {
+    if (this.hashCache && !this.trainable) return this.hashCache;
+    const h = createHash('sha256');
+    h.update(JSON.stringify(this.cfg));
+    for (const [name, t] of this.params) {
+      h.update(name);
+      const d = t.dataSync() as Float32Array;
+      h.update(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+    }
+    this.hashCache = h.digest('hex');
+    return this.hashCache;
+  }
+
+  /**
+   * The attention pattern of `layer` from q and k, as the forward computes it: rotary (k at
+   * positions 0.., q at the last positions), scaling (1/√d_head or query_pre_attn_scalar),
+   * soft-cap, causal and sliding-window mask, GQA repeat of kv heads, softmax. No rules.
+   * @param q [batch, q_pos, head, d_head] (hook_q, before rotary)
+   * @param k [batch, k_pos, kv_head, d_head] (hook_k, before rotary)
+   * @returns [batch, head, q_pos, k_pos] (caller disposes)
+   */
+  attentionPattern(layer: number, q: tf.Tensor, k: tf.Tensor): tf.Tensor4D {
+    const c = this.cfg;
+    if (layer < 0 || layer >= c.nLayers) throw new Error(`attentionPattern: layer ${layer} out of range [0, ${c.nLayers})`);
+    if (q.rank !== 4 || q.shape[2] !== c.nHeads || q.shape[3] !== c.dHead) throw new Error(`attentionPattern: q must be [batch, pos, ${c.nHeads}, ${c.dHead}], got [${q.shape.join(', ')}]`);
+    if (k.rank !== 4 || k.shape[2] !== c.nKvHeads || k.shape[3] !== c.dHead || k.shape[0] !== q.shape[0] || (k.shape[1] as number) < (q.shape[1] as number)) {
+      throw new Error(`attentionPattern: k must be [${q.shape[0]}, ≥${q.shape[1]}, ${c.nKvHeads}, ${c.dHead}], got [${k.shape.join(', ')}]`);
+    }
+    return tf.tidy(() => patternFromQK(c, layer, q, k, this.rotary) as tf.Tensor4D);
+  }
+
+  /**
+   * Hook names whose values make `prefixKV[layer]` for a suffix-only forward: the keys after
+   * rotary (`attn.hook_rot_k`, or `attn.hook_k` with learned positions) and `attn.hook_v`.
+   */
+  kvCacheHooks(layer: number): { k: string; v: string } {
+    const p = `blocks.${layer}.attn.`;
+    return { k: p + (this.cfg.positional === 'rotary' ? 'hook_rot_k' : 'hook_k'), v: p + 'hook_v' };
+  }
+
+  /** Which node reads which, for edge circuits (parallel blocks, GQA); see models/topology.ts. */
+  topology(): GraphTopology {
+    return graphTopology(this.cfg);
   }
 
   /** All hook-point names, in forward order. */
@@ -194,7 +269,15 @@ export class HookedTransformer {
   /** The forward body (no tidy): logits [batch, pos, vocab]. */
   private forwardRaw(tokens: TokenInput | undefined, opts: ForwardOptions): tf.Tensor3D {
     const hooks = compileHooks(opts.hooks);
-    if (opts.hooks) for (const h of opts.hooks) parseHookName(h.name, this.cfg);
+    if (opts.hooks) {
+      for (const h of opts.hooks) {
+        const parsed = parseHookName(h.name, this.cfg);
+        if (parsed.split !== !!opts.splitQkvInput && (parsed.split || /^ln1\.hook_(scale|normalized)$/.test(parsed.suffix))) {
+          throw new Error(parsed.split ? `hook "${h.name}" exists only with the forward option splitQkvInput: true` : `hook "${h.name}" does not exist with splitQkvInput (use ln1.hook_scale_q|k|v)`);
+        }
+      }
+    }
+    const w = this.fw ?? buildForwardTensors(this.cfg, this.params).tensors;
     let resid: tf.Tensor;
     const start = opts.startAtLayer ?? 0;
     if (start > 0 || opts.resid) {
@@ -208,10 +291,18 @@ export class HookedTransformer {
     } else {
       if (tokens === undefined) throw new Error('forward needs tokens (or resid with startAtLayer)');
       const t = this.tokenTensor(tokens);
-      resid = embed(this.w, t, hooks ? hooks.run : (_n, x) => x, !!opts.oneHotEmbed);
+      resid = embed(this.cfg, w, t, hooks ? hooks.run : (_n, x) => x, !!opts.oneHotEmbed);
     }
     if (opts.prefixKV && !opts.resid) throw new Error('prefixKV needs resid (the suffix of blocks.{l}.hook_resid_pre) and startAtLayer');
-    return runBlocks(this.w, this.cfg, resid, { hooks, rules: opts.rules, startAtLayer: start, lastPositionOnly: opts.lastPositionOnly, prefixKV: opts.prefixKV }) as tf.Tensor3D;
+    return runBlocks(this.cfg, w, resid, {
+      hooks,
+      rules: opts.rules,
+      rotary: this.rotary,
+      startAtLayer: start,
+      lastPositionOnly: opts.lastPositionOnly,
+      prefixKV: opts.prefixKV,
+      splitQkvInput: opts.splitQkvInput,
+    }) as tf.Tensor3D;
   }
 
   /**
@@ -326,7 +417,7 @@ export class HookedTransformer {
 
   /** Free the model's weights. */
   dispose(): void {
+    for (const t of this.owned) t.dispose();
     for (const t of this.params.values()) t.dispose();
-    this.w.wteT?.dispose();
   }
 }

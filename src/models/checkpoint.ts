@@ -1,5 +1,6 @@
 /**
- * Load a GPT-2 checkpoint folder (HF layout) into a validated config + state dict.
+ * Load a checkpoint folder (HF layout, any supported `model_type`) into a validated config + an
+ * HF-native state dict (names as the architecture's converter lists them; see architectures/).
  *
  * Looked for, in order: `model.safetensors`, `model.safetensors.index.json` (sharded),
  * `onnx/model.onnx`, `onnx/decoder_model.onnx` (transformers.js layout). The result is pure
@@ -8,15 +9,16 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { configFromHF, type GPT2Config } from './config.ts';
-import { readGpt2Onnx } from './onnx-read.ts';
-import { SAFETENSORS_INDEX_NAME, readSafetensors, readShardedSafetensors } from './safetensors.ts';
-import { validateStateDict, type NamedArray, type StateDict } from './state-dict.ts';
+import { configFromHF, type ModelConfig } from './config.ts';
+import { hfTensorSpecs, isGpt2Buffer, normalizeHFNames, validateHF } from './architectures/index.ts';
+import { readGpt2Onnx } from '../io/onnx-read.ts';
+import { SAFETENSORS_INDEX_NAME, readSafetensors, readShardedSafetensors } from '../io/safetensors.ts';
+import type { StateDict } from './state-dict.ts';
 
 /** A loaded checkpoint. */
 export interface LoadedCheckpoint {
-  config: GPT2Config;
-  /** Canonical names, validated against `config`. */
+  config: ModelConfig;
+  /** HF-native names (prefix stripped for GPT-2), validated against `config`. */
   stateDict: StateDict;
   format: 'safetensors' | 'onnx';
   /** Absolute paths of every file read (config first). */
@@ -26,56 +28,31 @@ export interface LoadedCheckpoint {
 /** Weight files searched for, relative to the checkpoint folder, in order. */
 export const WEIGHT_CANDIDATES = ['model.safetensors', SAFETENSORS_INDEX_NAME, 'onnx/model.onnx', 'onnx/decoder_model.onnx'] as const;
 
-/** Buffers some GPT-2 checkpoints store alongside the weights (causal mask, masked fill value). */
-const BUFFER_RE = /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/;
-
-function sameArray(a: Float32Array, b: Float32Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) return false;
-  return true;
-}
+/** Buffers some checkpoints store beside the weights (GPT-2 masks, NeoX / Llama rotary buffers). */
+const BUFFER_RE = /\.(attention\.(bias|masked_bias)|rotary_emb\.inv_freq)$/;
 
 /** Whether a raw tensor name is a buffer we skip (before decoding it). */
 export function isIgnoredBuffer(name: string): boolean {
-  return BUFFER_RE.test(name);
+  return isGpt2Buffer(name) || BUFFER_RE.test(name);
 }
 
 /**
- * Map raw checkpoint names to canonical ones: strip a `transformer.` prefix, drop attention
- * buffers, and resolve the tied `lm_head.weight` (dropped when equal to `wte.weight`, used as
- * `wte.weight` when that is absent, an error when it differs).
+ * Map raw checkpoint names to native ones for the config's architecture: strip a GPT-2
+ * `transformer.` prefix, drop buffers, and resolve a tied unembedding stored twice (dropped when
+ * equal to the embedding, used as the embedding when that is absent, an error when it differs).
  * @param source file name for error messages.
  */
-export function normalizeStateDict(raw: StateDict, source: string): StateDict {
-  const out: StateDict = new Map();
-  let lmHead: NamedArray | undefined;
-  for (const [name, t] of raw) {
-    if (isIgnoredBuffer(name)) continue;
-    const canon = name.startsWith('transformer.') ? name.slice('transformer.'.length) : name;
-    if (canon === 'lm_head.weight') {
-      lmHead = t;
-      continue;
-    }
-    if (out.has(canon)) throw new Error(`${source}: tensor "${canon}" appears both with and without the "transformer." prefix`);
-    out.set(canon, t);
-  }
-  if (lmHead) {
-    const wte = out.get('wte.weight');
-    if (!wte) {
-      out.set('wte.weight', lmHead);
-    } else if (wte.shape.join() !== lmHead.shape.join() || !sameArray(wte.data, lmHead.data)) {
-      throw new Error(
-        `${source}: "lm_head.weight" differs from "wte.weight"; relp needs a tied unembedding (lm_head = wte)`,
-      );
-    }
-  }
-  return out;
+export function normalizeStateDict(raw: StateDict, source: string, cfg?: ModelConfig): StateDict {
+  // Without a config: GPT-2, whose name mapping does not depend on sizes.
+  return normalizeHFNames(raw, cfg ?? GPT2_NAMES, source);
 }
 
+const GPT2_NAMES = { nLayers: 1, nHeads: 1, dModel: 1, dHead: 1, dMlp: 1, nCtx: 1, dVocab: 1, eps: 1e-5, act: 'gelu_new' } as const;
+
 /** Validate, adding which tensors were not recognised when some are missing (helps with odd prefixes). */
-function validateWithHint(sd: StateDict, cfg: GPT2Config, source: string, unrecognised: string[]): void {
+function validateWithHint(sd: StateDict, cfg: ModelConfig, source: string, unrecognised: string[]): void {
   try {
-    validateStateDict(sd, cfg);
+    validateHF(sd, cfg);
   } catch (e) {
     let msg = `${source}: ${(e as Error).message}`;
     if (unrecognised.length) {
@@ -86,7 +63,7 @@ function validateWithHint(sd: StateDict, cfg: GPT2Config, source: string, unreco
   }
 }
 
-async function readConfig(dir: string): Promise<{ config: GPT2Config; path: string }> {
+async function readConfig(dir: string): Promise<{ config: ModelConfig; path: string }> {
   const path = resolve(dir, 'config.json');
   let text: string;
   try {
@@ -108,9 +85,11 @@ async function readConfig(dir: string): Promise<{ config: GPT2Config; path: stri
 }
 
 /** Names the validator will not look at, for the error hint. */
-function unrecognisedNames(sd: StateDict): string[] {
-  const canonical = /^(wte|wpe|ln_f)\.(weight|bias)$|^h\.\d+\.(ln_1|ln_2|attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.(weight|bias)$/;
-  return [...sd.keys()].filter((k) => !canonical.test(k));
+function unrecognisedNames(sd: StateDict, cfg: ModelConfig): string[] {
+  // Names of any layer count are recognised, so a config with too few layers shows no noise here.
+  const pattern = (n: string) => n.replace(/\.\d+\./g, '.#.');
+  const known = new Set([...hfTensorSpecs(cfg).keys()].map(pattern));
+  return [...sd.keys()].filter((k) => !known.has(pattern(k)));
 }
 
 /**
@@ -135,6 +114,9 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   let files: string[];
   let unrecognised: string[] = [];
   let format: LoadedCheckpoint['format'];
+  if (found.startsWith('onnx/') && config.modelType !== 'gpt2') {
+    throw new Error(`${weightPath}: ONNX checkpoints are read for gpt2 only; this model_type is ${config.modelType} (use model.safetensors)`);
+  }
   if (found === 'model.safetensors') {
     raw = readSafetensors(weightPath, { filter: keep });
     files = [weightPath];
@@ -151,8 +133,8 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     format = 'onnx';
     unrecognised = r.unmapped.map((u) => `${u.name} [${u.shape.join(', ')}]`);
   }
-  const stateDict = normalizeStateDict(raw, weightPath);
-  unrecognised = [...unrecognisedNames(stateDict), ...unrecognised];
+  const stateDict = normalizeStateDict(raw, weightPath, config);
+  unrecognised = [...unrecognisedNames(stateDict, config), ...unrecognised];
   validateWithHint(stateDict, config, weightPath, unrecognised);
   return { config, stateDict, format, files: [configPath, ...files] };
 }

@@ -1,74 +1,28 @@
 /**
- * Framework-free weights in the canonical HF GPT-2 layout (no `transformer.` prefix).
+ * Framework-free weights: a map from tensor name to a float32 array with its shape.
  *
- * Names and shapes (Conv1D weights are stored [in, out], as in HF):
- * - `wte.weight` [dVocab, dModel], `wpe.weight` [nCtx, dModel]
- * - `h.{l}.ln_1.weight|bias` [dModel], `h.{l}.ln_2.weight|bias` [dModel]
- * - `h.{l}.attn.c_attn.weight` [dModel, 3*dModel], `h.{l}.attn.c_attn.bias` [3*dModel]
- * - `h.{l}.attn.c_proj.weight` [dModel, dModel], `h.{l}.attn.c_proj.bias` [dModel]
- * - `h.{l}.mlp.c_fc.weight` [dModel, dMlp], `h.{l}.mlp.c_fc.bias` [dMlp]
- * - `h.{l}.mlp.c_proj.weight` [dMlp, dModel], `h.{l}.mlp.c_proj.bias` [dModel]
- * - `ln_f.weight|bias` [dModel]
- * The unembedding is tied to `wte.weight`.
+ * Two layouts use it: HF-native checkpoints (names as the architecture's converter lists them,
+ * see src/models/architectures/) and canonical split weights (src/models/canonical.ts).
+ * {@link randomStateDict} writes a random HF-native checkpoint of any supported architecture.
  */
-import type { GPT2Config } from './config.ts';
+import type { ConfigInput } from './config.ts';
+import { hfTensorSpecs, validateHF } from './architectures/index.ts';
 
-/** A dense float32 array with its shape (row-major). */
-export interface NamedArray {
-  shape: number[];
-  data: Float32Array;
-}
+import type { StateDict } from '../io/tensors.ts';
 
-/** Canonical GPT-2 weights keyed by HF name without prefix. */
-export type StateDict = Map<string, NamedArray>;
+export type { NamedArray, StateDict } from '../io/tensors.ts';
 
-/** The exact set of names and shapes a GPT-2 of this config needs. */
-export function expectedShapes(cfg: GPT2Config): Map<string, number[]> {
-  const d = cfg.dModel;
-  const m = new Map<string, number[]>();
-  m.set('wte.weight', [cfg.dVocab, d]);
-  m.set('wpe.weight', [cfg.nCtx, d]);
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const p = `h.${l}.`;
-    m.set(p + 'ln_1.weight', [d]);
-    m.set(p + 'ln_1.bias', [d]);
-    m.set(p + 'attn.c_attn.weight', [d, 3 * d]);
-    m.set(p + 'attn.c_attn.bias', [3 * d]);
-    m.set(p + 'attn.c_proj.weight', [d, d]);
-    m.set(p + 'attn.c_proj.bias', [d]);
-    m.set(p + 'ln_2.weight', [d]);
-    m.set(p + 'ln_2.bias', [d]);
-    m.set(p + 'mlp.c_fc.weight', [d, cfg.dMlp]);
-    m.set(p + 'mlp.c_fc.bias', [cfg.dMlp]);
-    m.set(p + 'mlp.c_proj.weight', [cfg.dMlp, d]);
-    m.set(p + 'mlp.c_proj.bias', [d]);
-  }
-  m.set('ln_f.weight', [d]);
-  m.set('ln_f.bias', [d]);
-  return m;
+/** The exact set of HF-native names and shapes a checkpoint of this config needs. */
+export function expectedShapes(cfg: ConfigInput): Map<string, number[]> {
+  return new Map([...hfTensorSpecs(cfg)].map(([n, s]) => [n, s.shape]));
 }
 
 /**
- * Check a state dict against a config. Throws one error listing every missing tensor (by name)
- * and every wrong shape (expected vs got). Extra tensors are ignored.
+ * Check an HF-native state dict against a config. Throws one error listing every missing tensor
+ * (by name) and every wrong shape (expected vs got). Extra tensors are ignored.
  */
-export function validateStateDict(sd: StateDict, cfg: GPT2Config): void {
-  const problems: string[] = [];
-  for (const [name, shape] of expectedShapes(cfg)) {
-    const t = sd.get(name);
-    if (!t) {
-      problems.push(`missing tensor "${name}" (expected shape [${shape.join(', ')}])`);
-      continue;
-    }
-    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
-      problems.push(`tensor "${name}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    } else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) {
-      problems.push(`tensor "${name}" holds ${t.data.length} values, expected ${shape.reduce((a, b) => a * b, 1)}`);
-    }
-  }
-  if (problems.length) {
-    throw new Error(`weights do not match config.json:\n  - ${problems.join('\n  - ')}`);
-  }
+export function validateStateDict(sd: StateDict, cfg: ConfigInput): void {
+  validateHF(sd, cfg);
 }
 
 /** Deterministic PRNG (mulberry32) so random models are reproducible from a seed. */
@@ -94,8 +48,8 @@ export interface RandomInitOptions {
   lnGainStd?: number;
 }
 
-/** A GPT-2 with random weights, deterministic from `seed`. */
-export function randomStateDict(cfg: GPT2Config, opts: RandomInitOptions = {}): StateDict {
+/** A random HF-native checkpoint of `cfg`'s architecture, deterministic from `seed`. */
+export function randomStateDict(cfg: ConfigInput, opts: RandomInitOptions = {}): StateDict {
   const rand = mulberry32(opts.seed ?? 0);
   const std = opts.std ?? 0.02;
   const biasStd = opts.biasStd ?? 0.02;
@@ -106,14 +60,13 @@ export function randomStateDict(cfg: GPT2Config, opts: RandomInitOptions = {}): 
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   };
   const sd: StateDict = new Map();
-  for (const [name, shape] of expectedShapes(cfg)) {
+  for (const [name, { shape, kind }] of hfTensorSpecs(cfg)) {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
-    const isLnGain = /ln_(1|2|f)\.weight$/.test(name);
-    const isBias = name.endsWith('.bias');
     for (let i = 0; i < n; i++) {
-      if (isLnGain) data[i] = 1 + lnGainStd * normal();
-      else if (isBias) data[i] = biasStd * normal();
+      if (kind === 'normGain') data[i] = 1 + lnGainStd * normal();
+      else if (kind === 'normGainZero') data[i] = lnGainStd * normal(); // Gemma's norm multiplies by (1 + w)
+      else if (kind === 'bias') data[i] = biasStd * normal();
       else data[i] = std * normal();
     }
     sd.set(name, { shape, data });

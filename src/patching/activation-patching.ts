@@ -67,10 +67,8 @@ export function chunkCells(cells: number[][], per: number, cellPos?: (cell: numb
 
 /** A key that changes whenever the sweep's inputs change, so stale checkpoints are ignored. */
 function sweepKey(model: HookedTransformer, data: PatchingData, metric: Metric, direction: Direction): string {
-  const w = model.params.get('wte.weight')!.dataSync();
-  let h = 0;
-  for (let i = 0; i < w.length; i += 97) h = (h * 31 + Math.round(w[i] * 1e6)) | 0;
-  return JSON.stringify({ cfg: model.cfg, h, clean: data.clean, corrupt: data.corrupt, a: data.answerIds, w: data.wrongIds, metric: metric.name, direction });
+  // weightHash covers every weight and the config (cached on the model).
+  return JSON.stringify({ cfg: model.cfg, h: model.weightHash(), clean: data.clean, corrupt: data.corrupt, a: data.answerIds, w: data.wrongIds, metric: metric.name, direction });
 }
 
 /**
@@ -100,7 +98,8 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   // Suffix-only recomputation needs the base run's keys and values; extra hooks (which may expect
   // full-length activations) turn it off.
   const suffixes = !opts.hooks?.length && specs.some((sp) => sp.cellPos);
-  const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => [`blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`]).flat() : [];
+  // Keys after rotary for rotary models (what the suffix's queries attend to).
+  const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => Object.values(model.kvCacheHooks(l))).flat() : [];
   // The base run also caches the patched hooks, to skip patches that change nothing.
   const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
 
@@ -182,11 +181,12 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
                 ? undefined
                 : Array.from({ length: cfg.nLayers }, (_, j) => {
                     if (j < l) return undefined;
+                    const names = model.kvCacheHooks(j);
                     const kv = (h: string) => {
-                      const t = baseRun.cache[`blocks.${j}.attn.${h}`];
+                      const t = baseRun.cache[h];
                       return tf.tile(tf.slice(t, [0, 0], [-1, start]), reps(t));
                     };
-                    return { k: kv('hook_k'), v: kv('hook_v') };
+                    return { k: kv(names.k), v: kv(names.v) };
                   });
             const logits = model.forward(undefined, {
               startAtLayer: l,

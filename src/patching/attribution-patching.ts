@@ -10,9 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
-import { causalMask } from '../hooks/gpt2-forward.ts';
-import { stopGradient } from '../relp/ops.ts';
-import { resolveRules, type RuleSet } from '../relp/rules.ts';
+import { stopGradient } from '../rules/ops.ts';
+import { resolveRules, type RuleSet } from '../rules/rules.ts';
 import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
 import type { PatchingData } from './data.ts';
 import { aggregate, checkNormaliser, resolveMetric, type Metric, type MetricBaselines } from './metrics.ts';
@@ -60,13 +59,6 @@ export interface AttributionResult {
   baselines: { clean: number; corrupt: number };
   /** Seconds per method (the shared clean forward is counted in each). */
   seconds: Record<string, number>;
-}
-
-/** Attention pattern [b, h, q, k] from queries and keys [b, p, h, dh] (exact softmax). */
-function patternFrom(q: tf.Tensor, k: tf.Tensor, dHead: number): tf.Tensor {
-  const pos = q.shape[1] as number;
-  const s = tf.matMul(tf.transpose(q, [0, 2, 1, 3]), tf.transpose(k, [0, 2, 3, 1])); // [b, h, q, k]
-  return tf.softmax(tf.add(tf.mul(s, 1 / Math.sqrt(dHead)), causalMask(pos)));
 }
 
 /**
@@ -140,7 +132,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
           for (const spec of specs) {
             for (let l = 0; l < L; l++) {
               const grid = tf.tidy(() => {
-                const { e: eRaw, reducer } = elementwise(spec, l, src.cache, r.cache, r.grads, method, cfg.dHead);
+                const { e: eRaw, reducer } = elementwise(model, spec, l, src.cache, r.cache, r.grads, method);
                 const e = tf.mul(eRaw, scale);
                 const g = method.gradDrop ? tf.sum(tf.abs(reducer.reducePerPrompt(e)), 0) : reducer.reduce(e);
                 const prev = acc.get(`${spec.name}:${l}`);
@@ -189,14 +181,20 @@ type Cache = Record<string, tf.Tensor>;
  * The per-element first-order change for one component and layer, and the spec whose
  * reductions apply to it (QK-fixed q/k estimates live on the pattern's axes).
  */
-function elementwise(spec: ComponentSpec, l: number, src: Cache, base: Cache, grads: Cache, m: AttributionMethod, dHead: number): { e: tf.Tensor; reducer: ComponentSpec } {
+function elementwise(model: HookedTransformer, spec: ComponentSpec, l: number, src: Cache, base: Cache, grads: Cache, m: AttributionMethod): { e: tf.Tensor; reducer: ComponentSpec } {
   if (m.qkFix && (spec.name === 'q' || spec.name === 'k')) {
     const q = `blocks.${l}.attn.hook_q`;
     const k = `blocks.${l}.attn.hook_k`;
     const p = `blocks.${l}.attn.hook_pattern`;
-    const patched = spec.name === 'q' ? patternFrom(src[q], base[k], dHead) : patternFrom(base[q], src[k], dHead);
+    // The model recomputes the pattern (rotary, scaling, soft-cap, masks, GQA) from q and k.
+    const patched = spec.name === 'q' ? model.attentionPattern(l, src[q], base[k]) : model.attentionPattern(l, base[q], src[k]);
     // Exact softmax, linear after it: (A_patched − A) · ∂m/∂A, [b, h, q, k].
-    return { e: tf.mul(tf.sub(patched, base[p]), grads[p]), reducer: componentSpec('pattern') };
+    const e = tf.mul(tf.sub(patched, base[p]), grads[p]);
+    const g = model.cfg.nHeads / model.cfg.nKvHeads;
+    if (spec.name === 'q' || g === 1) return { e, reducer: componentSpec('pattern') };
+    // A kv head's patch moves the patterns of its g query heads: sum each group, [b, kv, q, k].
+    const [b, h, qp, kp] = e.shape as number[];
+    return { e: tf.sum(tf.reshape(e, [b, h / g, g, qp, kp]), 2), reducer: componentSpec('pattern') };
   }
   const h = spec.hook(l);
   return { e: tf.mul(tf.sub(src[h], base[h]), grads[h]), reducer: spec };

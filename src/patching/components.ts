@@ -4,7 +4,7 @@
  * activation, and how to reduce an elementwise attribution to the grid.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { GPT2Config } from '../models/config.ts';
+import type { ModelConfig } from '../models/config.ts';
 
 /** Axes of a score grid. */
 export type GridAxes = ['layer', 'pos'] | ['layer', 'head'] | ['layer', 'head', 'pos'];
@@ -24,9 +24,9 @@ export interface ComponentSpec {
   hook: (l: number) => string;
   axes: GridAxes;
   /** Per-layer grid shape: [pos], [head] or [head, pos]. */
-  cellShape: (cfg: GPT2Config, pos: number) => number[];
+  cellShape: (cfg: ModelConfig, pos: number) => number[];
   /** Boolean mask of one cell over one prompt's activation, shape [1, ...activation dims]. */
-  cellMask: (cfg: GPT2Config, pos: number, cell: number[]) => tf.Tensor;
+  cellMask: (cfg: ModelConfig, pos: number, cell: number[]) => tf.Tensor;
   /** Reduce an elementwise attribution [batch, ...activation dims] to the per-layer grid. */
   reduce: (x: tf.Tensor) => tf.Tensor;
   /** Reduce keeping the batch axis: [batch, ...grid]. */
@@ -62,14 +62,18 @@ function residLike(name: ComponentName, suffix: string): ComponentSpec {
   };
 }
 
-/** [b, p, h, dh] activations scored per head over all positions. */
-function headLike(name: ComponentName, suffix: string): ComponentSpec {
+/**
+ * [b, p, h, dh] activations scored per head over all positions. Keys and values have kv heads
+ * (grouped-query attention), so their grids are [kv_head].
+ */
+function headLike(name: ComponentName, suffix: string, kv = false): ComponentSpec {
+  const n = (c: ModelConfig) => (kv ? c.nKvHeads : c.nHeads);
   return {
     name,
     hook: (l) => `blocks.${l}.attn.${suffix}`,
     axes: ['layer', 'head'],
-    cellShape: (c) => [c.nHeads],
-    cellMask: (c, _pos, [h]) => oneHotMask([1, 1, c.nHeads, 1], [0, 0, h, 0]), // [1, 1, head, 1]
+    cellShape: (c) => [n(c)],
+    cellMask: (c, _pos, [h]) => oneHotMask([1, 1, n(c), 1], [0, 0, h, 0]), // [1, 1, head, 1]
     reduce: (x) => tf.sum(x, [0, 1, 3]), // [head]
     reducePerPrompt: (x) => tf.sum(x, [1, 3]), // [b, head]
   };
@@ -83,8 +87,8 @@ const SPECS: Record<ComponentName, ComponentSpec> = {
   mlp_out: residLike('mlp_out', 'hook_mlp_out'),
   z: headLike('z', 'hook_z'),
   q: headLike('q', 'hook_q'),
-  k: headLike('k', 'hook_k'),
-  v: headLike('v', 'hook_v'),
+  k: headLike('k', 'hook_k', true),
+  v: headLike('v', 'hook_v', true),
   z_pos: {
     name: 'z_pos',
     hook: (l) => `blocks.${l}.attn.hook_z`,

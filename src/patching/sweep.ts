@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
-import type { LoadedModel } from '../models/load-model.ts';
+import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
-import type { RulePresetName } from '../relp/rules.ts';
+import type { RulePresetName } from '../rules/rules.ts';
 import { activationPatch, type Direction } from './activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod, type AttributionMethod } from './attribution-patching.ts';
 import { parseComponents, type ComponentName } from './components.ts';

@@ -6,14 +6,12 @@
  * property tested) on the kind of block it was designed for.
  */
 import * as tf from '@tensorflow/tfjs';
-import { linear } from '../hooks/gpt2-forward.ts';
-import type { RuleSet } from './rules.ts';
-import { halfProduct, identityRule } from './ops.ts';
+import { linear } from '../models/parts/linear.ts';
+import { silu } from '../models/parts/activations.ts';
+import type { RuleSet } from '../rules/rules.ts';
+import { halfProduct, identityRule } from '../rules/ops.ts';
 
-/** SiLU (swish): x · sigmoid(x), the usual gate activation of SwiGLU MLPs. */
-export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.mul(x, tf.sigmoid(x));
-}
+export { silu };
 
 /** Options of {@link gatedMlp}. */
 export interface GatedMlpOptions {

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
-import { resolveRules, type RuleSet } from './rules.ts';
+import { resolveRules, type RuleSet } from '../rules/rules.ts';
 
 /** Options of {@link inputRelevance}. */
 export interface InputRelevanceOptions {

@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { downloadModel } from '../models/download.ts';
-import { loadModel, EMBEDDED_MODEL_DIR, type LoadedModel } from '../models/load-model.ts';
+import { downloadModel } from '../io/download.ts';
+import { loadModel, EMBEDDED_MODEL_DIR, type LoadedModel } from '../hooks/load-model.ts';
 
 /** The plan's reference for a `--model` argument: `embedded`, an absolute folder, or an HF repo id. */
 export function modelRef(arg: string | undefined): string {

@@ -13,11 +13,12 @@
  * so every way of running it (one thread, N threads, N machines, resumed) merges the same shards.
  */
 import { createHash } from 'node:crypto';
-import type { GPT2Config } from '../models/config.ts';
+import type { ModelConfig } from '../models/config.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { componentSpec, gridCells, parseComponents, type ComponentName } from '../patching/components.ts';
 import type { Direction } from '../patching/activation-patching.ts';
 import { buildGraph } from '../circuits/graph.ts';
+import { graphTopology } from '../models/topology.ts';
 
 /** Gradient methods a plan can shard (over prompts). */
 export const GRAD_METHODS = ['atp', 'atp*', 'relp'] as const;
@@ -33,10 +34,10 @@ export type EdgeGradMethod = (typeof EDGE_GRAD_METHODS)[number];
 export interface ModelRef {
   /** `embedded`, an absolute folder path, or an HF repo id (`owner/name`). */
   ref: string;
-  /** sha256 over every weight tensor (see weight-hash.ts); shard results must carry the same. */
+  /** sha256 over every weight tensor (HookedTransformer.weightHash); shard results must carry the same. */
   hash: string;
   /** The model's configuration (checked by workers too). */
-  config: GPT2Config;
+  config: ModelConfig;
 }
 
 /** Everything a shard needs, serialisable (it travels to threads and through Redis). */
@@ -107,8 +108,8 @@ function ranges(n: number, per: number): [number, number][] {
 }
 
 /** Number of edges of the model's circuit graph. */
-export function edgeCount(cfg: GPT2Config): number {
-  return buildGraph(cfg.nLayers, cfg.nHeads).nEdges;
+export function edgeCount(cfg: ModelConfig): number {
+  return buildGraph(cfg.nLayers, cfg.nHeads, graphTopology(cfg)).nEdges;
 }
 
 /** Every shard key of a plan, in merge order. */
@@ -141,7 +142,7 @@ export function planShards(plan: SweepPlan): string[] {
 }
 
 /** Cells of one layer of a component's grid. */
-export function cellsPerLayer(cfg: GPT2Config, component: ComponentName, pos: number): number {
+export function cellsPerLayer(cfg: ModelConfig, component: ComponentName, pos: number): number {
   return gridCells(componentSpec(component).cellShape(cfg, pos)).length;
 }
 

@@ -11,7 +11,6 @@ import { flatten } from '../patching/score-grid.ts';
 import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
 import { buildGraph } from '../circuits/graph.ts';
 import { parseShardKey, planHash, type GradMethod, type SweepPlan } from './plan.ts';
-import { weightHash } from './weight-hash.ts';
 
 /** Activation shard: values of layers from..to, flat [layers · cells]; baselines over all prompts. */
 export interface ActPayload {
@@ -75,7 +74,7 @@ export function gradMethod(name: GradMethod, rules?: string): AttributionMethod 
 export async function runShard(model: HookedTransformer, plan: SweepPlan, key: string, hash = planHash(plan)): Promise<ShardResult> {
   const t0 = performance.now();
   const s = parseShardKey(key);
-  const base = { key, planHash: hash, modelHash: weightHash(model) };
+  const base = { key, planHash: hash, modelHash: model.weightHash() };
   const done = (payload: ShardResult['payload']): ShardResult => ({ ...base, seconds: (performance.now() - t0) / 1000, payload });
   if (s.kind === 'noop') return done({ kind: 'noop' });
   const data = toPatchingData(plan.pairs);
@@ -99,7 +98,7 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     for (const c of g.components) values[c] = flatten(r.scores[m.name][c]!);
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
+  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology());
   if (s.kind === 'egrad') {
     if (!plan.edgeGrad) throw new Error(`shard ${key}: the plan has no gradient edge methods`);
     if (s.to >= plan.pairs.length) throw new Error(`shard ${key}: the plan has only ${plan.pairs.length} prompt pairs`);

@@ -3,7 +3,7 @@
  * (loaded on its first shard, kept while the plan's model stays the same) and runs shards.
  */
 import { initBackend } from '../backend.ts';
-import type { LoadedModel } from '../models/load-model.ts';
+import type { LoadedModel } from '../hooks/load-model.ts';
 import { loadModelRef } from './model-source.ts';
 import { runShard, type ShardResult } from './run-shard.ts';
 import type { SweepPlan } from './plan.ts';

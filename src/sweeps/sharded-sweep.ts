@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
-import type { LoadedModel } from '../models/load-model.ts';
+import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { parseComponents } from '../patching/components.ts';
 import { RUN_VERSION, runPairs, writeRunFile, type RunFile } from '../patching/run-file.ts';
@@ -14,7 +14,6 @@ import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
 import { toPatchingData } from '../patching/data.ts';
 import { planHash, planShards, shardWork, GRAD_METHODS, type EdgeGradMethod, type GradMethod, type SweepPlan } from './plan.ts';
-import { weightHash } from './weight-hash.ts';
 import { ShardStore } from './shard-store.ts';
 import { mergeShards, checkShardResult, type MergedRun } from './merge.ts';
 import { runLocal } from './local-pool.ts';
@@ -73,7 +72,7 @@ export function buildPlan(
   if (!(metric in METRICS)) throw new Error(`unknown metric "${metric}"`);
   return {
     version: 1,
-    model: { ref, hash: weightHash(loaded.model), config: loaded.model.cfg },
+    model: { ref, hash: loaded.model.weightHash(), config: loaded.model.cfg },
     pairs,
     metric,
     direction: opts.direction ?? 'denoising',

@@ -4,11 +4,11 @@
  * estimate (capped by the wasm heap limit each thread's heap obeys).
  */
 import { freemem } from 'node:os';
-import type { GPT2Config } from '../models/config.ts';
+import type { ModelConfig } from '../models/config.ts';
 import { estimateBytes, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../backend/memory-guard.ts';
 
 /** Estimated peak bytes of one worker running activation-patching / gradient shards. */
-export function workerBytes(cfg: GPT2Config, pos: number, batch = 512): number {
+export function workerBytes(cfg: ModelConfig, pos: number, batch = 512): number {
   const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true });
   const seqs = Math.max(1, Math.min(batch, fit > 0 ? fit : 1));
   const forward = estimateBytes(cfg, { batch: seqs, pos, lastPositionOnly: true, cachedResiduals: 3 * cfg.nLayers });
@@ -16,7 +16,7 @@ export function workerBytes(cfg: GPT2Config, pos: number, batch = 512): number {
 }
 
 /** The number of workers to start: `requested`, lowered (with a note) when their copies do not fit in `free` bytes. */
-export function capWorkers(requested: number, cfg: GPT2Config, pos: number, batch?: number, free = freemem()): { workers: number; note?: string } {
+export function capWorkers(requested: number, cfg: ModelConfig, pos: number, batch?: number, free = freemem()): { workers: number; note?: string } {
   const per = workerBytes(cfg, pos, batch);
   const fit = Math.max(1, Math.floor((0.8 * free) / per));
   if (requested <= fit) return { workers: requested };

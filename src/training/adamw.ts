@@ -14,7 +14,10 @@ export interface AdamWOptions {
   beta1?: number;
   beta2?: number;
   eps?: number;
-  /** Decoupled weight decay, applied to parameters of rank >= 2 only. */
+  /**
+   * Decoupled weight decay, applied to weight matrices only: parameters of rank >= 2 that are not
+   * biases (canonical bias names are `*.b_*`, e.g. `attn.b_Q` [head, d_head] is rank 2 but a bias).
+   */
   weightDecay?: number;
   /** Clip the global gradient norm to this value (0 or undefined: no clipping). */
   clipNorm?: number;
@@ -24,6 +27,11 @@ export interface AdamWOptions {
 export interface StepInfo {
   /** Global L2 norm of the gradients before clipping. */
   gradNorm: number;
+}
+
+/** Whether weight decay applies: matrices, not biases (see {@link AdamWOptions.weightDecay}). */
+export function isDecayed(name: string, p: tf.Tensor): boolean {
+  return p.rank >= 2 && !/(^|\.)b_[^.]*$/.test(name);
 }
 
 /** AdamW over a fixed set of named variables. Call {@link AdamW.dispose} to free its state. */
@@ -77,7 +85,7 @@ export class AdamW {
         m.assign(tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1)));
         v.assign(tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2)));
         const update = tf.div(tf.div(m, bc1), tf.add(tf.sqrt(tf.div(v, bc2)), this.eps));
-        const decayed = p.rank >= 2 && this.weightDecay > 0 ? tf.mul(p, 1 - lr * this.weightDecay) : p;
+        const decayed = isDecayed(name, p) && this.weightDecay > 0 ? tf.mul(p, 1 - lr * this.weightDecay) : p;
         p.assign(tf.sub(decayed, tf.mul(update, lr)));
       }
       return { gradNorm: norm };

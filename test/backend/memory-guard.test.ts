@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { estimateBytes, guardMemory, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../../src/backend/memory-guard.ts';
 import type { GPT2Config } from '../../src/models/config.ts';
-import { expectedShapes, randomStateDict } from '../../src/models/state-dict.ts';
+import { randomStateDict } from '../../src/models/state-dict.ts';
+import { canonicalShapes } from '../../src/models/canonical.ts';
+import { configFromHF, resolveConfig, type ConfigInput } from '../../src/models/config.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { wasmPeakBytesDuring } from '../../src/backend/wasm-peak.ts';
 
@@ -19,11 +21,12 @@ function tiny(over: Partial<GPT2Config> = {}): GPT2Config {
 }
 
 describe('estimateBytes / maxBatchUnderLimit', () => {
-  it('with no tokens the estimate is the weights plus the transposed unembedding copy (counted from expectedShapes)', () => {
+  it('with no tokens the estimate is the weights plus the forward copies (counted from canonicalShapes)', () => {
     for (const cfg of [GPT2_SMALL, tiny()]) {
       let n = 0;
-      for (const s of expectedShapes(cfg).values()) n += s.reduce((a, b) => a * b, 1);
-      n += cfg.dVocab * cfg.dModel; // wteT kept for inference
+      for (const s of canonicalShapes(resolveConfig(cfg)).values()) n += s.reduce((a, b) => a * b, 1);
+      n += cfg.dVocab * cfg.dModel; // W_Eᵀ kept for inference
+      n += cfg.nLayers * (cfg.dModel + 1) * 3 * cfg.dModel; // the fused q|k|v matrix and bias of each block
       expect(estimateBytes(cfg, { batch: 0, pos: 0 })).toBe(4 * n);
     }
   });
@@ -107,7 +110,14 @@ function wasmPeakBytes(fn: () => void): number {
 }
 
 describe.runIf(tf.getBackend() === 'wasm')('estimate vs measured wasm heap', () => {
-  const cases: Array<{ cfg: GPT2Config; batch: number; pos: number }> = [
+  // Llama-shaped: gated MLP, RoPE, GQA (8 query / 2 kv heads), untied unembedding.
+  const llama = configFromHF({ model_type: 'llama', num_hidden_layers: 2, num_attention_heads: 8, num_key_value_heads: 2, hidden_size: 64, intermediate_size: 176, max_position_embeddings: 64, vocab_size: 200 });
+  const neox = configFromHF({ model_type: 'gpt_neox', num_hidden_layers: 3, num_attention_heads: 4, hidden_size: 64, intermediate_size: 256, max_position_embeddings: 64, vocab_size: 300, rotary_pct: 0.25 });
+  const cases: Array<{ cfg: ConfigInput; batch: number; pos: number }> = [
+    { cfg: llama, batch: 4, pos: 32 },
+    { cfg: neox, batch: 4, pos: 32 },
+    { cfg: { ...llama, nKvHeads: 8 }, batch: 4, pos: 64 },
+    { cfg: { ...llama, dMlp: 512 }, batch: 2, pos: 48 },
     { cfg: tiny({ nLayers: 1, dModel: 64, dMlp: 256, dVocab: 200 }), batch: 4, pos: 32 },
     { cfg: tiny({ nLayers: 4, dModel: 64, dMlp: 256, dVocab: 200 }), batch: 4, pos: 32 },
     { cfg: tiny({ nLayers: 2, nHeads: 8, dModel: 64, dMlp: 100, dVocab: 200 }), batch: 4, pos: 32 },
@@ -116,7 +126,7 @@ describe.runIf(tf.getBackend() === 'wasm')('estimate vs measured wasm heap', () 
     { cfg: tiny({ nLayers: 6, dModel: 32, dMlp: 128 }), batch: 2, pos: 48 },
   ];
   for (const { cfg, batch, pos } of cases) {
-    it(`L=${cfg.nLayers} h=${cfg.nHeads} d=${cfg.dModel} mlp=${cfg.dMlp} V=${cfg.dVocab}, ${batch}×${pos}: measured ≤ estimate ≤ 1.5× measured`, () => {
+    it(`${resolveConfig(cfg).modelType} L=${cfg.nLayers} h=${cfg.nHeads} kv=${resolveConfig(cfg).nKvHeads} d=${cfg.dModel} mlp=${cfg.dMlp} V=${cfg.dVocab}, ${batch}×${pos}: measured ≤ estimate ≤ 1.5× measured`, () => {
       const tokens = Array.from({ length: batch }, (_, b) => Array.from({ length: pos }, (_, i) => (i * 7 + b) % cfg.dVocab));
       const names = ['blocks.0.hook_resid_pre', `blocks.${cfg.nLayers - 1}.hook_resid_post`];
       // Building the model is inside the forward measurement: the estimate includes the weights.

@@ -134,9 +134,9 @@ import { activationPatch } from './src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from './src/patching/attribution-patching.ts';
 import { toPatchingData } from './src/patching/data.ts';
 import { flatten } from './src/patching/score-grid.ts';
-import { RULE_PRESETS } from './src/relp/rules.ts';
-import { halfProduct, identityRule, stopGradient, taylorSoftmax, uniformMatMul } from './src/relp/ops.ts';
-import { geluNew } from './src/hooks/gpt2-forward.ts';
+import { RULE_PRESETS } from './src/rules/rules.ts';
+import { halfProduct, identityRule, stopGradient, taylorSoftmax, uniformMatMul } from './src/rules/ops.ts';
+import { geluNew } from './src/models/parts/activations.ts';
 import { inputRelevance } from './src/relp/input-relevance.ts';
 
 const backend = await initBackend();

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { register, runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
 import { validateCircuitFile, validateFaithfulnessFile } from '../../src/viz/validate-circuit.ts';
-import { loadModelWithTokenizer } from '../../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../../src/hooks/load-model.ts';
 import { makeTmpModelDir } from '../helpers/tmp-model.ts';
 
 describe('relp circuit', () => {

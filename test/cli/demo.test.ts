@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './run-cli.ts';
 import { runTorchReference, torchAvailable } from '../helpers/torch-reference.ts';
-import { EMBEDDED_MODEL_DIR } from '../../src/models/load-model.ts';
+import { EMBEDDED_MODEL_DIR } from '../../src/hooks/load-model.ts';
 import type { RunFile } from '../../src/patching/run-file.ts';
 
 describe('relp demo --no-serve', () => {

@@ -45,6 +45,7 @@ describe('naiveGpt2', () => {
       'blocks.1.attn.hook_result': [P, 2, 8],
       'blocks.1.hook_attn_out': [P, 8],
       'blocks.1.hook_resid_mid': [P, 8],
+      'blocks.1.hook_mlp_in': [P, 8],
       'blocks.1.ln2.hook_normalized': [P, 8],
       'blocks.1.mlp.hook_pre': [P, 32],
       'blocks.1.mlp.hook_post': [P, 32],
@@ -54,7 +55,7 @@ describe('naiveGpt2', () => {
       'ln_final.hook_normalized': [P, 8],
     };
     for (const [name, shape] of Object.entries(shapes)) expect(cache.get(name)?.shape, name).toEqual(shape);
-    expect(cache.size).toBe(2 + cfg.nLayers * 18 + 2);
+    expect(cache.size).toBe(2 + cfg.nLayers * 19 + 2); // hook_mlp_in included
     const only = naiveGpt2(cfg, sd, tokens, { record: ['blocks.0.attn.hook_z'] }).cache;
     expect([...only.keys()]).toEqual(['blocks.0.attn.hook_z']);
   });

@@ -236,7 +236,9 @@ export function naiveGpt2(cfg: GPT2Config, sd: StateDict, tokens: number[], opts
     for (let i = 0; i < P * D; i++) midRaw[i] = resid[i] + attnOut[i];
     const mid = hp(`${B}.hook_resid_mid`, midRaw, [P, D]);
 
-    const x2 = layerNorm(mid, `${B}.ln2`, param(sd, `${h}.ln_2.weight`), param(sd, `${h}.ln_2.bias`));
+    // hook_mlp_in: the residual the MLP's norm reads (a copy: replacing it leaves resid_mid alone).
+    const mlpIn = hp(`${B}.hook_mlp_in`, Float64Array.from(mid), [P, D]);
+    const x2 = layerNorm(mlpIn, `${B}.ln2`, param(sd, `${h}.ln_2.weight`), param(sd, `${h}.ln_2.bias`));
     const pre = hp(`${B}.mlp.hook_pre`, linear(x2, D, param(sd, `${h}.mlp.c_fc.weight`), param(sd, `${h}.mlp.c_fc.bias`), M), [P, M]);
     const act = cfg.act === 'gelu' ? geluExact : geluNew;
     const post = hp(`${B}.mlp.hook_post`, pre.map(act), [P, M]);

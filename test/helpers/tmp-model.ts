@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configToHF, type GPT2Config } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
-import { roundThrough, writeSafetensors, writeShardedSafetensors, type SafetensorsDtype } from '../../src/models/safetensors.ts';
-import { writeGpt2Onnx } from '../../src/models/onnx-write.ts';
+import { roundThrough, writeSafetensors, writeShardedSafetensors, type SafetensorsDtype } from '../../src/io/safetensors.ts';
+import { writeGpt2Onnx } from '../../src/io/onnx-write.ts';
 
 /** Checkpoint layouts {@link makeTmpModelDir} can write. */
 export type TmpModelFormat = 'safetensors' | 'sharded' | 'onnx' | 'onnx-anon';

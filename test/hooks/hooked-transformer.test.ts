@@ -59,7 +59,7 @@ describe('hook points', () => {
     const { logits, cache } = model.runWithCache(TOKENS);
     const expected = allHookNames(CFG).filter((n) => !n.endsWith('hook_result'));
     expect(Object.keys(cache).sort()).toEqual([...expected].sort());
-    expect(expected.length).toBe(2 + CFG.nLayers * 17 + 2);
+    expect(expected.length).toBe(2 + CFG.nLayers * 18 + 2); // 18 block hooks: hook_mlp_in included
     for (const n of expected) {
       expect(cache[n].shape, n).toEqual(referenceShape(n));
       expect(hookShape(n, CFG, B, P), n).toEqual(referenceShape(n));

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { configToHF } from '../../src/models/config.ts';
+import { configToHF, resolveConfig } from '../../src/models/config.ts';
 import { loadCheckpoint, normalizeStateDict } from '../../src/models/checkpoint.ts';
-import { writeSafetensors } from '../../src/models/safetensors.ts';
+import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { makeTmpModelDir, TINY_CONFIG, type TmpModel } from '../helpers/tmp-model.ts';
 
@@ -31,7 +31,7 @@ describe('loadCheckpoint: formats', () => {
     const m = tmp({ seed: 1 });
     const ck = await loadCheckpoint(m.dir);
     expect(ck.format).toBe('safetensors');
-    expect(ck.config).toEqual(m.cfg);
+    expect(ck.config).toEqual(resolveConfig(m.cfg));
     expect(ck.files).toEqual([join(m.dir, 'config.json'), join(m.dir, 'model.safetensors')]);
     expectBitEqual(ck.stateDict, m.stateDict);
   });

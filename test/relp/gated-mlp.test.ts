@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { gatedMlp, silu } from '../../src/relp/gated-mlp.ts';
-import { geluNew as tfGeluNew } from '../../src/hooks/gpt2-forward.ts';
+import { geluNew as tfGeluNew } from '../../src/models/parts/activations.ts';
 import { mulberry32 } from '../../src/models/state-dict.ts';
-import type { RuleSet } from '../../src/relp/rules.ts';
+import type { RuleSet } from '../../src/rules/rules.ts';
 import { geluNew } from '../helpers/naive-gpt2.ts';
 
 const [N, D_IN, D_H, D_OUT] = [5, 12, 20, 7];

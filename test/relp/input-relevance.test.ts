@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyGPT2 } from '../fixtures/reference/tiny-gpt2.ts';
 import { runTorchReference, torchAvailable, type ReferenceLrpResult } from '../helpers/torch-reference.ts';
-import { loadModel, type LoadedModel } from '../../src/models/load-model.ts';
+import { loadModel, type LoadedModel } from '../../src/hooks/load-model.ts';
 import { heatLine, inputRelevance } from '../../src/relp/input-relevance.ts';
 
 describe('inputRelevance (relp lrp)', () => {

@@ -5,8 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { halfProduct, identityRule, stabilise, stopGradient, taylorSoftmax, uniformMatMul } from '../../src/relp/ops.ts';
-import { geluExact as tfGeluExact, geluNew as tfGeluNew } from '../../src/hooks/gpt2-forward.ts';
+import { halfProduct, identityRule, stabilise, stopGradient, taylorSoftmax, uniformMatMul } from '../../src/rules/ops.ts';
+import { geluExact as tfGeluExact, geluNew as tfGeluNew } from '../../src/models/parts/activations.ts';
 import { mulberry32 } from '../../src/models/state-dict.ts';
 import { geluExact, geluNew } from '../helpers/naive-gpt2.ts';
 

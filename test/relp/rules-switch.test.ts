@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { configFromHF } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
-import type { RuleSet } from '../../src/relp/rules.ts';
+import type { RuleSet } from '../../src/rules/rules.ts';
 
 const cfg = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 20 });
 

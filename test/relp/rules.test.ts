@@ -13,7 +13,7 @@ import { HookedTransformer, type MetricFn } from '../../src/hooks/hooked-transfo
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
 import type { GPT2Config } from '../../src/models/config.ts';
 import { mulberry32, randomStateDict } from '../../src/models/state-dict.ts';
-import { isPlainGradient, NO_RULES, resolveRules, RULE_PRESETS, type RuleSet } from '../../src/relp/rules.ts';
+import { isPlainGradient, NO_RULES, resolveRules, RULE_PRESETS, type RuleSet } from '../../src/rules/rules.ts';
 import { geluExact, geluNew, naiveGpt2, type NaiveActivation, type NaiveHook } from '../helpers/naive-gpt2.ts';
 
 describe('presets', () => {

@@ -10,7 +10,7 @@ import { ioiPairs, runCircuitCommand, type CircuitCommandOptions } from '../../s
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph, edgeIndex } from '../../src/circuits/graph.ts';
 import type { CircuitJson } from '../../src/circuits/export.ts';
-import { loadModelWithTokenizer } from '../../src/models/load-model.ts';
+import { loadModelWithTokenizer } from '../../src/hooks/load-model.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
 import { makeTmpModelDir } from '../helpers/tmp-model.ts';
 

@@ -13,7 +13,7 @@ import { Queue } from 'bullmq';
 import { runCli } from '../cli/run-cli.ts';
 import { ownRedis, queueUrl, relp, SKIP_REDIS, startWorker, stopWorker, type Child } from '../helpers/redis.ts';
 import { makeTmpModelDir } from '../helpers/tmp-model.ts';
-import { loadModelWithTokenizer, EMBEDDED_MODEL_DIR } from '../../src/models/load-model.ts';
+import { loadModelWithTokenizer, EMBEDDED_MODEL_DIR } from '../../src/hooks/load-model.ts';
 import { loadCheckpoint } from '../../src/models/checkpoint.ts';
 import { loadDataset } from '../../src/tasks/dataset.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModelWithTokenizer, type LoadedModel } from '../../src/models/load-model.ts';
+import { loadModelWithTokenizer, type LoadedModel } from '../../src/hooks/load-model.ts';
 import { loadDataset } from '../../src/tasks/dataset.ts';
 import type { Tokenizer } from '../../src/tokenizer.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
@@ -24,7 +24,6 @@ import { checkShardResult } from '../../src/sweeps/merge.ts';
 import { runShard } from '../../src/sweeps/run-shard.ts';
 import { capWorkers } from '../../src/sweeps/worker-memory.ts';
 import { parseQueueUrl, shardJobId } from '../../src/sweeps/queue-url.ts';
-import { weightHash } from '../../src/sweeps/weight-hash.ts';
 
 const COMPONENTS = 'resid_pre,attn_out,mlp_out,z';
 
@@ -67,10 +66,10 @@ describe('sharded sweeps (local)', () => {
 
   it('the weight hash covers every tensor: changing one element of the last tensor changes it', async () => {
     const { HookedTransformer } = await import('../../src/hooks/hooked-transformer.ts');
-    const a = weightHash(loaded.model);
+    const a = loaded.model.weightHash();
     const sd = loaded.model.toStateDict();
     const same = HookedTransformer.fromStateDict(loaded.model.cfg, sd);
-    expect(weightHash(same)).toBe(a);
+    expect(same.weightHash()).toBe(a);
     same.dispose();
     const last = [...sd.keys()].sort().at(-1)!;
     const t = sd.get(last)!;
@@ -78,7 +77,7 @@ describe('sharded sweeps (local)', () => {
     data[data.length - 1] += 1e-3;
     sd.set(last, { shape: t.shape, data });
     const changed = HookedTransformer.fromStateDict(loaded.model.cfg, sd);
-    expect(weightHash(changed)).not.toBe(a);
+    expect(changed.weightHash()).not.toBe(a);
     changed.dispose();
   });
 

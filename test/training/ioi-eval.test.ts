@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { EMBEDDED_MODEL_DIR, loadModelWithTokenizer } from '../../src/models/load-model.ts';
+import { EMBEDDED_MODEL_DIR, loadModelWithTokenizer } from '../../src/hooks/load-model.ts';
 import { groupByLength } from '../../src/tasks/ioi.ts';
 import { runTorchReference, torchAvailable } from '../helpers/torch-reference.ts';
 import { evaluateByOrder, evaluateIoi, ioiEvalSets, ioiLogitDiffs, summarize } from '../../src/training/ioi-eval.ts';

@@ -29,7 +29,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('demo')
     .description('The main job: IOI on the embedded model, activation patching vs AtP vs RelP, correlation table, top heads, run file, viewer.')
-    .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)')
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .option('--n <n>', 'IOI prompt pairs', positiveInt, 64)
     .option('--seed <s>', 'seed', integer, 0)
     .option('--out <dir>', 'run folder (default runs/demo-<timestamp>)')

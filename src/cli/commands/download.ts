@@ -1,12 +1,12 @@
 /**
  * `relp download <hf-model-id>`: fetch a model's config, tokenizer and safetensors weights from
- * the Hugging Face Hub into a local directory (see src/models/download.ts).
+ * the Hugging Face Hub into a local directory (see src/io/download.ts).
  *
  * stdout gets only the model directory (or the JSON result with --json), so scripts can do
  * `dir=$(relp download gpt2)`; per-file lines and the progress bar go to stderr.
  */
 import type { Command } from 'commander';
-import { defaultModelDir, downloadModel } from '../../models/download.ts';
+import { defaultModelDir, downloadModel } from '../../io/download.ts';
 
 interface DownloadCliOptions {
   dir?: string;

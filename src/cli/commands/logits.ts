@@ -7,7 +7,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('logits')
     .description('Print the tokens and the top-5 next tokens of a text (or, with --json, the full last-position logits).')
-    .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)')
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .requiredOption('--text <text>', 'input text');
   addTokenizerOptions(cmd)
     .option('--json', 'print exactly one JSON object {"ids": [...], "logits": [...]}', false)

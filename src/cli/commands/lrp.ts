@@ -2,14 +2,14 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { heatLine, inputRelevance } from '../../relp/input-relevance.ts';
-import { RULE_PRESETS } from '../../relp/rules.ts';
+import { RULE_PRESETS } from '../../rules/rules.ts';
 import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
 
 export function register(program: Command): void {
   const cmd = program
     .command('lrp')
     .description('LRP explanation: relevance of each input token for the next-token logit (or a logit difference), as a heat line or JSON.')
-    .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)')
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .requiredOption('--text <text>', 'input text')
     .option('--target <token>', 'token to explain (text of one token, e.g. " Mary"); default: the top prediction')
     .option('--contrast <token>', 'explain logit[target] − logit[contrast]')

@@ -6,7 +6,7 @@ import { parseMethods } from '../../patching/sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
-import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
+import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
 import type { IoiCorruption } from '../../tasks/ioi.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
@@ -42,7 +42,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('patch')
     .description('Run activation patching, AtP, AtP* and RelP over the same components and write DIR/run.json.')
-    .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)');
+    .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
   addTokenizerOptions(addDatasetOptions(cmd))
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
     .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern, every', 'resid_pre,attn_out,mlp_out')

@@ -6,10 +6,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import { HookedTransformer } from './hooked-transformer.ts';
 import { initBackend } from '../backend.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
-import { loadCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint } from '../models/checkpoint.ts';
 
 /** The embedded model's folder (shipped in the repo). */
 export const EMBEDDED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/ioi-toy');

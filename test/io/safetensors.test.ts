@@ -8,7 +8,7 @@ import {
   readShardedSafetensors,
   writeSafetensors,
   writeShardedSafetensors,
-} from '../../src/models/safetensors.ts';
+} from '../../src/io/safetensors.ts';
 import { mulberry32, type StateDict } from '../../src/models/state-dict.ts';
 
 let dir: string;

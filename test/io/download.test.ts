@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_FILES, defaultModelDir, downloadModel, type DownloadProgress } from '../../src/models/download.ts';
+import { CONFIG_FILES, defaultModelDir, downloadModel, type DownloadProgress } from '../../src/io/download.ts';
 import { configToHF, type GPT2Config } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
-import { readSafetensors, readShardedSafetensors, writeSafetensors, writeShardedSafetensors } from '../../src/models/safetensors.ts';
+import { readSafetensors, readShardedSafetensors, writeSafetensors, writeShardedSafetensors } from '../../src/io/safetensors.ts';
 import { loadTokenizer } from '../../src/tokenizer.ts';
 import { Command } from 'commander';
 import { register } from '../../src/cli/commands/download.ts';

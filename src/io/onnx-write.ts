@@ -9,8 +9,39 @@
  */
 import { writeFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
-import type { GPT2Config } from './config.ts';
-import { validateStateDict, type NamedArray, type StateDict } from './state-dict.ts';
+import type { NamedArray, StateDict } from './tensors.ts';
+
+/** The GPT-2 sizes the writer needs (a GPT2Config satisfies it). */
+export interface Gpt2OnnxShape {
+  nLayers: number;
+  nHeads: number;
+  dModel: number;
+  dHead: number;
+  dMlp: number;
+  nCtx: number;
+  dVocab: number;
+  eps: number;
+  act: string;
+}
+
+/** Every tensor the writer reads, with its shape; one error lists what is missing or misshapen. */
+function checkGpt2Tensors(sd: StateDict, cfg: Gpt2OnnxShape): void {
+  const d = cfg.dModel;
+  const want: [string, number[]][] = [['wte.weight', [cfg.dVocab, d]], ['wpe.weight', [cfg.nCtx, d]], ['ln_f.weight', [d]], ['ln_f.bias', [d]]];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const p = `h.${l}.`;
+    want.push([p + 'ln_1.weight', [d]], [p + 'ln_1.bias', [d]], [p + 'ln_2.weight', [d]], [p + 'ln_2.bias', [d]]);
+    want.push([p + 'attn.c_attn.weight', [d, 3 * d]], [p + 'attn.c_attn.bias', [3 * d]], [p + 'attn.c_proj.weight', [d, d]], [p + 'attn.c_proj.bias', [d]]);
+    want.push([p + 'mlp.c_fc.weight', [d, cfg.dMlp]], [p + 'mlp.c_fc.bias', [cfg.dMlp]], [p + 'mlp.c_proj.weight', [cfg.dMlp, d]], [p + 'mlp.c_proj.bias', [d]]);
+  }
+  const problems: string[] = [];
+  for (const [n, shape] of want) {
+    const t = sd.get(n);
+    if (!t) problems.push(`missing tensor "${n}" (expected shape [${shape.join(', ')}])`);
+    else if (t.shape.join() !== shape.join()) problems.push(`tensor "${n}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  if (problems.length) throw new Error(`weights do not match config.json:\n  - ${problems.join('\n  - ')}`);
+}
 
 const { onnx } = onnxProto;
 type NodeProto = onnxProto.onnx.INodeProto;
@@ -136,7 +167,7 @@ function conv1d(g: GraphBuilder, sd: StateDict, x: string, scope: string, param:
   return g.one(scope, 'Add', [mm, g.weight(`transformer.${param}.bias`, get(sd, `${param}.bias`), 'Add')]);
 }
 
-function activation(g: GraphBuilder, x: string, scope: string, act: GPT2Config['act']): string {
+function activation(g: GraphBuilder, x: string, scope: string, act: string): string {
   if (act === 'gelu_new') {
     // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     const x3 = g.one(scope, 'Pow', [x, g.constF(scope, 3)]);
@@ -155,8 +186,9 @@ function activation(g: GraphBuilder, x: string, scope: string, act: GPT2Config['
  * Build the ONNX model bytes for a GPT-2 (see module doc for inputs/outputs).
  * Throws if the state dict does not match the config.
  */
-export function buildGpt2Onnx(cfg: GPT2Config, sd: StateDict, opts: WriteGpt2OnnxOptions = {}): Uint8Array {
-  validateStateDict(sd, cfg);
+export function buildGpt2Onnx(cfg: Gpt2OnnxShape, sd: StateDict, opts: WriteGpt2OnnxOptions = {}): Uint8Array {
+  if (cfg.act !== 'gelu_new' && cfg.act !== 'gelu') throw new Error(`onnx export: activation "${cfg.act}" is not GPT-2's (gelu_new or gelu); the ONNX writer writes GPT-2 only`);
+  checkGpt2Tensors(sd, cfg);
   const g = new GraphBuilder(opts);
   const T = '/transformer';
 
@@ -228,6 +260,6 @@ export function buildGpt2Onnx(cfg: GPT2Config, sd: StateDict, opts: WriteGpt2Onn
 }
 
 /** Write a GPT-2 as an ONNX file at `path` (see {@link buildGpt2Onnx}). */
-export function writeGpt2Onnx(path: string, cfg: GPT2Config, sd: StateDict, opts: WriteGpt2OnnxOptions = {}): void {
+export function writeGpt2Onnx(path: string, cfg: Gpt2OnnxShape, sd: StateDict, opts: WriteGpt2OnnxOptions = {}): void {
   writeFileSync(path, buildGpt2Onnx(cfg, sd, opts));
 }

@@ -12,7 +12,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, writeSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { NamedArray, StateDict } from './state-dict.ts';
+import type { NamedArray, StateDict } from './tensors.ts';
 
 /** Float dtypes relp reads and writes. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';

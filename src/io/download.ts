@@ -3,7 +3,7 @@
  * Face Hub (or a mirror speaking the same HTTP layout): config, tokenizer files and safetensors
  * weights, with sha256 verification and resume.
  *
- * The parts live in src/models/download/: `hub-api.ts` (the hub's HTTP layout, the same one
+ * The parts live in src/io/download/: `hub-api.ts` (the hub's HTTP layout, the same one
  * `huggingface_hub` relies on), `fetch-file.ts` (one file: resume, verify, rename), `verify.ts`
  * (size and hash checks) and `progress-bar.ts`.
  *

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { decodeBf16, decodeF16 } from './safetensors.ts';
-import type { NamedArray, StateDict } from './state-dict.ts';
+import type { NamedArray, StateDict } from './tensors.ts';
 
 const { onnx } = onnxProto;
 type TensorProto = onnxProto.onnx.ITensorProto;
