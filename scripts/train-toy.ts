@@ -23,6 +23,7 @@ import { bucketedBatches, type TokenBatch } from '../src/training/batches.ts';
 import { AdamW } from '../src/training/adamw.ts';
 import { learningRate } from '../src/training/schedule.ts';
 import { trainStep, trainableParams } from '../src/training/train-step.ts';
+import { heldOutBatches, heldOutLoss, plateaued } from '../src/training/held-out.ts';
 import { evaluateIoi, ioiEvalSets, type IoiSplitMetrics, type IoiSplit } from '../src/training/ioi-eval.ts';
 
 function int(name: string) {
@@ -43,7 +44,10 @@ function num(name: string) {
 const program = new Command()
   .name('train-toy')
   .description('Train the embedded toy IOI model (4 layers, 4 heads, d_model 128) on the synthetic corpus.')
-  .option('--steps <n>', 'training steps', int('--steps'), 2500)
+  .option('--steps <n>', 'maximum training steps (the cosine schedule spans them)', int('--steps'), 2500)
+  .option('--patience <n>', 'stop when held-out loss has not improved by --min-improvement for this many evaluations (0 = never stop early)', int('--patience'), 3)
+  .option('--min-improvement <x>', 'relative held-out loss improvement that counts as progress', num('--min-improvement'), 0.005)
+  .option('--held-out-batches <n>', 'batches of the fixed held-out stream', int('--held-out-batches'), 8)
   .option('--seed <n>', 'seed for init, corpus and batch order', int('--seed'), 0)
   .option('--out <dir>', 'output model directory', 'models/ioi-toy')
   .option('--batch <n>', 'sequences per step', int('--batch'), 64)
@@ -58,6 +62,9 @@ const program = new Command()
 program.parse();
 const opts = program.opts<{
   steps: number;
+  patience: number;
+  minImprovement: number;
+  heldOutBatches: number;
   seed: number;
   out: string;
   batch: number;
@@ -120,6 +127,8 @@ const batchRand = mulberry32(opts.seed + 1);
 const encoder = vocabEncoder(vocab);
 const evalSets = ioiEvalSets(encoder, opts.evalN, 1000 + opts.seed);
 const forward = (rows: number[][]) => tf.tidy(() => model.forward(rows));
+const heldOut = heldOutBatches(vocab, { trainSeed: opts.seed, batches: opts.heldOutBatches, batchSize: opts.batch, maxTokens: cfg.nCtx });
+const heldOutNow = () => heldOutLoss((t) => tf.tidy(() => model.forward(t)), heldOut);
 
 function evaluate(): { noBos: Record<IoiSplit, IoiSplitMetrics>; bos: Record<IoiSplit, IoiSplitMetrics> } {
   return { noBos: evaluateIoi(forward, evalSets), bos: evaluateIoi(forward, evalSets, { bosId: vocab.bosId }) };
@@ -141,7 +150,8 @@ let queue: TokenBatch[] = [];
 let emaLoss = NaN;
 let baselineTensors = -1;
 let tokensSeen = 0;
-const history: { step: number; loss: number; heldOutAcc: number; heldOutLd: number; trainNamesAcc: number; abcLd: number }[] = [];
+let stoppedAt = opts.steps;
+const history: { step: number; loss: number; heldOutLoss: number; heldOutAcc: number; heldOutLd: number; trainNamesAcc: number; abcLd: number }[] = [];
 for (let step = 0; step < opts.steps; step++) {
   if (queue.length === 0) queue = bucketedBatches(corpus, vocab, opts.batch, opts.bucketGroups, batchRand);
   const batch = queue.shift()!;
@@ -156,17 +166,25 @@ for (let step = 0; step < opts.steps; step++) {
   const last = done === opts.steps;
   if ((opts.evalEvery > 0 && done % opts.evalEvery === 0) || last) {
     const r = evaluate();
+    const hl = heldOutNow();
     const nt = tf.memory().numTensors;
     bar?.stop();
     log(
-      `step ${done} loss ${emaLoss.toFixed(3)} | held-out names: ${fmt(r.noBos.heldOutNames)} | train names: ${fmt(r.noBos.trainNames)} | ` +
+      `step ${done} loss ${emaLoss.toFixed(3)} held-out loss ${hl.toFixed(4)} | held-out names: ${fmt(r.noBos.heldOutNames)} | train names: ${fmt(r.noBos.trainNames)} | ` +
         `with BOS held-out: ${fmt(r.bos.heldOutNames)} | tensors ${nt} (after step 1: ${baselineTensors}) | ${((Date.now() - t0) / 1000).toFixed(0)} s`,
     );
     if (nt !== baselineTensors) log(`warning: tf.memory().numTensors moved from ${baselineTensors} to ${nt}`);
-    history.push({ step: done, loss: emaLoss, heldOutAcc: r.noBos.heldOutNames.accuracy, heldOutLd: r.noBos.heldOutNames.meanLd, trainNamesAcc: r.noBos.trainNames.accuracy, abcLd: r.noBos.heldOutNames.meanAbcLd });
+    history.push({ step: done, loss: emaLoss, heldOutLoss: hl, heldOutAcc: r.noBos.heldOutNames.accuracy, heldOutLd: r.noBos.heldOutNames.meanLd, trainNamesAcc: r.noBos.trainNames.accuracy, abcLd: r.noBos.heldOutNames.meanAbcLd });
     bar?.start(opts.steps, done, { loss: emaLoss.toFixed(3), lr: lr.toExponential(2), sps: ((Date.now() - t0) / 1000 / done).toFixed(2) });
   }
-  if ((opts.checkpointEvery > 0 && done % opts.checkpointEvery === 0) || last) saveCheckpoint(model);
+  const converged = opts.patience > 0 && !last && history.length > 0 && history[history.length - 1].step === done && plateaued(history.map((h) => h.heldOutLoss), { patience: opts.patience, minRelImprovement: opts.minImprovement });
+  if ((opts.checkpointEvery > 0 && done % opts.checkpointEvery === 0) || last || converged) saveCheckpoint(model);
+  if (converged) {
+    stoppedAt = done;
+    bar?.stop();
+    log(`held-out loss plateaued (no ${(100 * opts.minImprovement).toFixed(1)}% improvement in ${opts.patience} evaluations): stopping at step ${done}`);
+    break;
+  }
 }
 bar?.stop();
 const wallS = (Date.now() - t0) / 1000;
@@ -179,13 +197,16 @@ process.stdout.write(
       command: `npm run train:toy -- ${process.argv.slice(2).join(' ')}`.trim(),
       backend,
       seed: opts.seed,
-      steps: opts.steps,
+      maxSteps: opts.steps,
+      steps: stoppedAt,
+      stoppedEarly: stoppedAt < opts.steps,
+      heldOutLoss: history.length ? history[history.length - 1].heldOutLoss : undefined,
       batch: opts.batch,
       params: nParams,
       vocab: cfg.dVocab,
       tokensSeen,
       wallSeconds: Math.round(wallS),
-      secondsPerStep: wallS / Math.max(1, opts.steps),
+      secondsPerStep: wallS / Math.max(1, stoppedAt),
       finalLoss: emaLoss,
       eval: final,
       history,

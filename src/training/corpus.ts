@@ -83,6 +83,11 @@ export interface CorpusSequence {
 /** Options for {@link CorpusGenerator}. */
 export interface CorpusOptions {
   seed: number;
+  /**
+   * Seed of the per-name facts, default `seed`. A held-out stream uses another `seed` with the
+   * training run's `factSeed`, so its fact sentences state the same facts the model was taught.
+   */
+  factSeed?: number;
   /** Maximum tokens per sequence including BOS (the model's n_positions). Default 32. */
   maxTokens?: number;
   /** Probability of a leading BOS token. Default 0.5. */
@@ -166,7 +171,7 @@ export class CorpusGenerator {
     });
     this.rand = mulberry32(opts.seed);
     // Facts get their own stream so they do not depend on how many sequences were drawn.
-    const factRand = mulberry32(opts.seed ^ 0x5eed);
+    const factRand = mulberry32((opts.factSeed ?? opts.seed) ^ 0x5eed);
     const food = new Map<string, string>();
     const city = new Map<string, string>();
     for (const n of NAMES) {

@@ -40,6 +40,18 @@ describe('relp demo --no-serve', () => {
     expect(res.stdout).toMatch(/Top heads by activation patching/);
   });
 
+  it('corrupts by swapping the names by default, as the RelP paper\'s demo does (the answer flips)', () => {
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/swapped names corruption/);
+    for (const p of run.dataset.pairs) {
+      // A swap only permutes the clean tokens (ABC would bring in a new name).
+      expect([...p.corrupt_ids].sort((a, b) => a - b)).toEqual([...p.clean_ids].sort((a, b) => a - b));
+      expect(p.corrupt_ids).not.toEqual(p.clean_ids);
+    }
+    // Swapping the names flips the answer: the corrupt run prefers the other name.
+    expect(run.metric.corrupt).toBeLessThan(0);
+  });
+
   it.skipIf(!torchAvailable())('PyTorch on the recorded pairs: accuracy ≥ 0.95 and mean clean LD ≥ 3', async () => {
     expect(res.code, res.stderr).toBe(0);
     const pairsFile = join(dir, 'pairs.json');

@@ -3,7 +3,7 @@
  * RelP over resid_pre, attn_out, mlp_out and per-head z, the correlation table, the top heads,
  * a run file, and the viewer.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { resolve, dirname, basename } from 'node:path';
 import { barProgress } from '../../patching/progress.ts';
 import { runSweep } from '../../patching/sweep.ts';
@@ -32,25 +32,26 @@ export function register(program: Command): void {
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .option('--n <n>', 'IOI prompt pairs', positiveInt, 64)
     .option('--seed <s>', 'seed', integer, 0)
+    .addOption(new Option('--corruption <kind>', 'IOI corruption: swap the names so the answer flips (the RelP paper\'s demo), or abc (a third name)').choices(['swap', 'abc']).default('swap'))
     .option('--out <dir>', 'run folder (default runs/demo-<timestamp>)')
     .option('--no-serve', 'stop after the run is written')
     .option('--port <p>', 'viewer port', integer, 7878)
     .option('--host <h>', 'viewer host', '127.0.0.1');
   addTokenizerOptions(cmd)
-    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; out?: string; serve: boolean; port: number; host: string }) => {
+    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; corruption: 'swap' | 'abc'; out?: string; serve: boolean; port: number; host: string }) => {
       const t0 = performance.now();
       const out = resolve(o.out ?? `runs/demo-${stamp()}`);
       const loaded = await setup(o.model);
-      const pairs = ioiSameLength(cliTokenizer(loaded.tokenizer, o), o.n, o.seed, 'abc');
+      const pairs = ioiSameLength(cliTokenizer(loaded.tokenizer, o), o.n, o.seed, o.corruption);
       checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
-      process.stderr.write(`relp: ${pairs.length} IOI pairs (ABC corruption), e.g. ${JSON.stringify(pairs[0].clean)} → ${JSON.stringify(pairs[0].answer)}\n`);
+      process.stderr.write(`relp: ${pairs.length} IOI pairs (${o.corruption === 'swap' ? 'swapped names' : 'ABC'} corruption), e.g. ${JSON.stringify(pairs[0].clean)} → ${JSON.stringify(pairs[0].answer)}\n`);
       const run = await runSweep(loaded, pairs, {
         methods: ['activation', 'atp', 'relp'],
         components: 'resid_pre,attn_out,mlp_out,z',
         rules: 'relp',
         out,
         progress: barProgress,
-        dataset: { kind: 'ioi', seed: o.seed, corruption: 'abc' },
+        dataset: { kind: 'ioi', seed: o.seed, corruption: o.corruption },
       });
       loaded.model.dispose();
       const say = (s: string) => process.stdout.write(s + '\n');
