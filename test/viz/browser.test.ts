@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { startViewer, type RunningViewer } from '../../src/viz/server.ts';
 import { layoutGraph } from '../../src/viz/pages/circuit/layout.js';
-import type { CircuitFile } from '../../src/viz/types.ts';
+import type { CircuitFile } from '../../src/contracts/circuit.ts';
 import { artifact, launchChromium, watchedPage } from './helpers/browser.ts';
 import { makeRunsFixture, type RunsFixture } from './helpers/runs-fixture.ts';
 

@@ -5,36 +5,11 @@ import { barProgress } from '../../patching/progress.ts';
 import { parseMethods, runSweep } from '../../patching/sweep.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../relp/rules.ts';
-import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
-import type { IoiCorruption } from '../../tasks/ioi.ts';
+import { datasetRecord, loadDataset } from '../../tasks/dataset.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
-import { integer, positiveInt, setup } from '../shared.ts';
-
-/** Options shared by commands that take a dataset. */
-export interface DatasetCliOptions {
-  task?: string;
-  dataset?: string;
-  n: number;
-  seed: number;
-  corruption: IoiCorruption;
-}
-
-/** Add --task/--dataset/--n/--seed/--corruption to a command. */
-export function addDatasetOptions(cmd: Command, defaultN = 32): Command {
-  return cmd
-    .addOption(new Option('--task <task>', 'built-in task').choices(['ioi']))
-    .option('--dataset <file.jsonl>', 'JSONL dataset: one {"clean","corrupt","answer","wrong"} per line')
-    .option('--n <n>', 'number of IOI prompt pairs', positiveInt, defaultN)
-    .option('--seed <s>', 'seed of the IOI generator', integer, 0)
-    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'));
-}
-
-/** Resolve --task / --dataset into a dataset spec (IOI by default). */
-export function datasetSpec(o: DatasetCliOptions): DatasetSpec {
-  if (o.task && o.dataset) throw new Error('give either --task or --dataset, not both');
-  if (o.dataset) return { kind: 'jsonl', path: o.dataset };
-  return { kind: 'ioi', n: o.n, seed: o.seed, corruption: o.corruption };
-}
+import { parseComponents } from '../../patching/components.ts';
+import { addDatasetOptions, datasetSpec, positiveInt, printJson, setup, type DatasetCliOptions } from '../shared.ts';
+import { num } from '../output.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -43,33 +18,45 @@ export function register(program: Command): void {
     .option('--model <dir>', 'HF-layout GPT-2 folder (default: the embedded IOI model)');
   addDatasetOptions(cmd)
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
-    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern, every', 'resid_pre,attn_out,mlp_out')
+    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', 'resid_pre,attn_out,mlp_out')
     .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default('relp'))
     .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default('denoising'))
     .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
     .option('--batch <b>', 'sequences per forward in activation patching (patches × prompts)', positiveInt)
     .requiredOption('--out <dir>', 'output folder (resumes from its progress.json)')
-    .action(async (o: DatasetCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string }) => {
+    .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
+    .option('--json', 'print one JSON object instead of the summary', false)
+    .action(async (o: DatasetCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; force: boolean; json: boolean }) => {
       const methods = parseMethods(o.methods);
-      const loaded = await setup(o.model);
+      const components = parseComponents(o.components);
       const spec = datasetSpec(o);
+      const loaded = await setup(o.model);
       const pairs = loadDataset(loaded.tokenizer, spec);
+      // Say what a group name expanded to: `every` must not look like the default.
+      process.stderr.write(`relp: components ${components.join(', ')}\n`);
       const run = await runSweep(loaded, pairs, {
         methods,
-        components: o.components,
+        components,
+        force: o.force,
         rules: o.rules,
         direction: o.direction,
         metric: o.metric,
         batch: o.batch,
         out: o.out,
         progress: barProgress,
-        dataset: spec.kind === 'ioi' ? { kind: 'ioi', seed: spec.seed, corruption: spec.corruption } : { kind: 'jsonl', source: spec.path },
+        dataset: datasetRecord(spec),
       });
       loaded.model.dispose();
-      process.stderr.write(`relp: ${pairs.length} pairs, metric ${run.metric.name}: clean ${run.metric.clean.toFixed(4)}, corrupt ${run.metric.corrupt.toFixed(4)}\n`);
-      if (run.scores.activation && Object.keys(run.scores).length > 1) {
-        process.stderr.write(formatCorrelationTable(correlationTable(run.scores), `correlation with activation patching (relp rules: ${run.rules ?? '-'})`) + '\n');
+      const path = `${o.out}/run.json`;
+      const table = run.scores.activation && Object.keys(run.scores).length > 1 ? correlationTable(run.scores) : null;
+      if (o.json) {
+        return printJson({ run: path, provenance: run.provenance, pairs: pairs.length, components, metric: run.metric, resumed: run.resumed, timings: run.timings, correlations: table });
       }
-      process.stdout.write(`${o.out}/run.json\n`);
+      const say = (s: string) => process.stdout.write(s + '\n');
+      if (run.resumed && run.resumed.cells > 0) say(`resumed from ${o.out}/progress.json: reused ${run.resumed.cells} of ${run.resumed.total} activation-patching cells, computed ${run.resumed.total - run.resumed.cells}`);
+      say(`${pairs.length} pairs (task ${run.provenance.task}${run.provenance.seed === null ? '' : `, seed ${run.provenance.seed}`}), metric ${run.metric.name}: clean ${num(run.metric.clean, 4)}, corrupt ${num(run.metric.corrupt, 4)}`);
+      say(`components: ${components.join(', ')}; methods: ${methods.join(', ')}`);
+      if (table) say('\n' + formatCorrelationTable(table, `correlation with activation patching (relp rules: ${run.rules ?? '-'})`) + '\n');
+      say(`run written to ${path}`);
     });
 }
