@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import Ajv2020 from 'ajv/dist/2020.js';
 import { SCHEMA_DIR, schemaTexts } from '../../scripts/write-schemas.ts';
 import { syntheticCircuit, syntheticFaithfulness, syntheticProvenance, syntheticRun } from '../../src/viz/synthetic-run.ts';
 
@@ -15,8 +16,7 @@ describe('docs/schemas', () => {
   });
 
   it('are draft 2020-12 schemas that accept current files and reject a missing field or a wrong type', async () => {
-    const { default: Ajv2020 } = await import('ajv/dist/2020.js');
-    const ajv = new Ajv2020({ strict: false });
+    const ajv = new Ajv2020.default({ strict: false });
     const o = { nLayers: 2, nHeads: 2, nPos: 4, seed: 1 };
     const load = (n: string) => JSON.parse(readFileSync(join(SCHEMA_DIR, n), 'utf8')) as object;
     const cases: [string, unknown][] = [
