@@ -68,6 +68,7 @@ describe('viewer in headless Chromium', () => {
     expect(await page.locator('#comp-resid_pre .scatter-plot').count()).toBe(1);
     // Hover a heatmap cell: layer, position and token.
     const hm = page.locator('#comp-resid_pre .heatmap-plot[data-method="relp"] .nsewdrag').first();
+    await hm.scrollIntoViewIfNeeded(); // the run summary (with provenance) can push it below the fold
     const box = (await hm.boundingBox())!;
     // Column 2 (" Mary") of 15, row 1 of 4 (layer 0 at the top).
     await page.mouse.move(box.x + (box.width * 2.5) / 15, box.y + (box.height * 1.5) / 4);

@@ -27,7 +27,7 @@ async function drawSection(section, run, component, corr) {
   const tensorOf = (/** @type {string} */ m) => /** @type {import('../../../contracts/score-tensor.ts').ScoreTensor} */ (run.scores[m]?.[component]);
   // One labelled colour scale for all heatmaps of this component, so panels compare by colour.
   const scale = sharedScale(methods.map(tensorOf));
-  const scaleLabel = `${run.metric.name} (shared by the ${component} panels)`;
+  const scaleLabel = `${run.metric.name} (shared)`;
   for (const m of methods) {
     const t = tensorOf(m);
     const div = h('div', { class: `plot heatmap-plot${t.axes.length === 3 ? ' tall' : ''}`, 'data-method': m, 'data-component': component });
