@@ -62,12 +62,12 @@ export function register(program: Command): void {
       }
       const say = (s: string) => process.stdout.write(s + '\n');
       if (!o.json) {
-      say(`\nlogit difference: clean ${num(run.metric.clean)}, corrupt ${num(run.metric.corrupt)} (normalised: clean = 1, corrupt = 0)`);
-      say('\n' + formatCorrelationTable(table, 'Correlation with activation patching, Pearson r (Spearman ρ); RelP rules: relp (LN + Identity + Half)'));
-      say('\nTop heads by activation patching (z, normalised logit difference recovered):');
-      for (const { head, score } of topHeads(run)) say(`  head ${head.padEnd(6)} ${score.toFixed(3).padStart(7)}`);
-      say(`\ntimings: ${Object.entries(run.timings).map(([m, s]) => `${m} ${s.toFixed(2)} s`).join(', ')}; total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      say(`run written to ${out}/run.json`);
+        say(`\nlogit difference: clean ${num(run.metric.clean)}, corrupt ${num(run.metric.corrupt)} (normalised: clean = 1, corrupt = 0)`);
+        say('\n' + formatCorrelationTable(table, 'Correlation with activation patching, Pearson r (Spearman ρ); RelP rules: relp (LN + Identity + Half)'));
+        say('\nTop heads by activation patching (z, normalised logit difference recovered):');
+        for (const { head, score } of topHeads(run)) say(`  head ${head.padEnd(6)} ${score.toFixed(3).padStart(7)}`);
+        say(`\ntimings: ${Object.entries(run.timings).map(([m, s]) => `${m} ${s.toFixed(2)} s`).join(', ')}; total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        say(`run written to ${out}/run.json`);
       }
       if (!o.serve) return;
       const { startViewer } = await import('../../viz/server.ts');
