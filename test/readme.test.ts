@@ -57,7 +57,7 @@ const COVERAGE: Record<string, string> = {
   'npx relp patch --model ~/.cache/relp/models/openai-community__gpt2 --dataset docs/examples/ioi-gpt2-demo.jsonl --methods activation,atp,relp --components resid_pre,attn_out,mlp_out --rules relp --out runs/gpt2-ioi':
     'this test (on the downloaded random GPT-2)',
   'npx relp compare runs/gpt2-ioi': 'this test',
-  'npx relp circuit --model ~/.cache/relp/models/openai-community__gpt2 --task ioi --n 32 --method eap-relp,eap,eap-ig --out runs/gpt2-ioi': 'this test (on the downloaded random GPT-2)',
+  'npx relp circuit --model ~/.cache/relp/models/openai-community__gpt2 --dataset docs/examples/ioi-gpt2-demo.jsonl --method eap-relp,eap,eap-ig --out runs/gpt2-ioi': 'this test (on the downloaded random GPT-2)',
 };
 
 /** Fenced code blocks of a language. */
