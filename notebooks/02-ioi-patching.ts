@@ -31,7 +31,8 @@ import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../src/patching/att
 import type { ComponentName } from '../src/patching/components.ts';
 import { correlationTable, formatCorrelationTable } from '../src/patching/correlation.ts';
 import { flatten, type MethodScores } from '../src/patching/score-grid.ts';
-import { RUN_VERSION, readRunFile, runPairs, writeRunFile, type RunFile } from '../src/patching/run-file.ts';
+import { readRunFile, runPairs, writeRunFile, type RunFileContent } from '../src/contracts/run.ts';
+import { makeProvenance } from '../src/contracts/provenance.ts';
 import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels, scatterPanels } from './lib/plots.ts';
 
 const backend = await initBackend();
@@ -103,13 +104,14 @@ const scores: Record<string, MethodScores> = { activation: act.scores, ...grad.s
 // %%
 const table = correlationTable(scores);
 console.log(formatCorrelationTable(table, 'Correlation with activation patching: Pearson r (Spearman ρ)'));
-const minR = (m: string) => Math.min(...Object.values(table).map((row) => row[m].pearson));
+const pearson = (c: string, m: string) => table.rows.find((r) => r.component === c)?.cells[m]?.pearson ?? NaN;
+const minR = (m: string) => Math.min(...table.rows.map((row) => row.cells[m]?.pearson ?? NaN));
 console.log(`lowest Pearson r over the components: atp ${minR('atp').toFixed(3)}, relp ${minR('relp').toFixed(3)}, relp-ah ${minR('relp-ah').toFixed(3)}, atp* ${minR('atp*').toFixed(3)}`);
-const compNames = Object.keys(table);
+const compNames = table.rows.map((r) => r.component);
 await out.show(
   groupedBars(
     compNames,
-    ['atp', 'relp', 'relp-ah', 'atp*'].map((m) => ({ name: m, values: compNames.map((c) => table[c][m]?.pearson ?? NaN) })),
+    ['atp', 'relp', 'relp-ah', 'atp*'].map((m) => ({ name: m, values: compNames.map((c) => pearson(c, m)) })),
     { title: 'Pearson correlation with activation patching', yTitle: 'Pearson r' },
   ),
   'correlations',
@@ -181,7 +183,7 @@ const cellLabels = (comp: ComponentName): string[] =>
 for (const m of ['atp', 'relp']) {
   await out.show(
     scatterPanels(
-      components.map((c) => ({ title: `${c} (r = ${table[c][m].pearson.toFixed(3)})`, x: flatten(scores.activation[c]!), y: flatten(scores[m][c]!), text: cellLabels(c) })),
+      components.map((c) => ({ title: `${c} (r = ${pearson(c, m).toFixed(3)})`, x: flatten(scores.activation[c]!), y: flatten(scores[m][c]!), text: cellLabels(c) })),
       { title: `${m} vs activation patching`, xTitle: 'activation patching', yTitle: m },
     ),
     `scatter-${m}`,
@@ -222,9 +224,9 @@ console.log(`top heads by activation patching: ${top.map((t) => `${t.head} (${t.
 // it. (`runSweep(loaded, pairs, {...})` does all of the above in one call: that is what the CLI uses.)
 
 // %%
-const run: RunFile = {
-  version: RUN_VERSION,
-  created: new Date().toISOString(),
+// Every file records its provenance: task, seed, a hash of the prompts and one of all the weights.
+const run: RunFileContent = {
+  provenance: makeProvenance('ioi', 0, pairs, loaded.model),
   model: { path: loaded.path, config: loaded.hfConfig, sha256: loaded.sha256 },
   dataset: { kind: 'ioi', seed: 0, corruption: 'abc', pairs: runPairs(pairs) },
   metric: { name: 'normalised_logit_diff', clean: ldClean, corrupt: ldCorrupt, direction: 'denoising' },

@@ -26,7 +26,8 @@ import { toPatchingData } from '../src/patching/data.ts';
 import { runSweep } from '../src/patching/sweep.ts';
 import { buildGraph, edgeName } from '../src/circuits/graph.ts';
 import { attributeEdges, exactEdgeScores } from '../src/circuits/attribute.ts';
-import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type FaithfulnessCurve } from '../src/circuits/faithfulness.ts';
+import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type MeasuredCurve } from '../src/circuits/faithfulness.ts';
+import { makeProvenance } from '../src/contracts/provenance.ts';
 import { countEdges, pruneDangling, selectEdges } from '../src/circuits/prune.ts';
 import { headRocAuc, patchingReferenceHeads } from '../src/circuits/reference.ts';
 import { circuitToJson, writeCircuitFiles } from '../src/circuits/export.ts';
@@ -90,7 +91,7 @@ for (const [, e] of topExact) console.log(`  ${edgeLabels[e].padEnd(22)} exact $
 
 // %%
 const sizes = logSpacedSizes(graph.nEdges, 10);
-const curves: FaithfulnessCurve[] = [...methods, 'exact' as const].map((m) =>
+const curves: MeasuredCurve[] = [...methods, 'exact' as const].map((m) =>
   faithfulnessCurve(model, graph, data, m === 'exact' ? exact.scores : edgeScores[m].scores, { method: m, sizes }),
 );
 for (const c of curves) console.log(`${c.method.padEnd(9)} AUC ${c.auc.toFixed(3)}; 80% recovered with ${c.edges_for_80 ?? '—'} edges`);
@@ -152,6 +153,8 @@ const circuit = circuitToJson({
   scores: { 'eap-relp': edgeScores['eap-relp'].scores, eap: edgeScores.eap.scores, 'eap-ig': edgeScores['eap-ig'].scores, exact: exact.scores },
   model: loaded.path,
   task: 'ioi',
+  // The same provenance runSweep recorded in run.json: one folder, one set of prompts.
+  provenance: makeProvenance('ioi', 1, pairs, loaded.model),
   extra: { prompts: pairs.length, recovered, reference_heads: ref.heads },
 });
 const files = writeCircuitFiles(runDir, circuit, curves);

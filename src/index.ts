@@ -30,8 +30,36 @@ export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } fro
 export { activationPatch, type ActivationPatchOptions, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionResult } from './patching/attribution-patching.ts';
 export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
-export { correlationTable, formatCorrelationTable, type CorrelationTable } from './patching/correlation.ts';
-export { readRunFile, writeRunFile, type RunFile } from './patching/run-file.ts';
+export { correlate, correlationTable, formatCorrelationTable, type CorrelationCell, type CorrelationTable } from './patching/correlation.ts';
+export { COMPONENT_ORDER, METHOD_ORDER, orderBy } from './patching/names.ts';
+// The file contracts: one schema, reader and writer per file kind (run.json, circuit.json, faithfulness.json).
+export {
+  ContractError,
+  RUN_VERSION,
+  CIRCUIT_VERSION,
+  FAITHFULNESS_VERSION,
+  readRunFile,
+  writeRunFile,
+  parseRunFile,
+  readCircuitFile,
+  writeCircuitFile,
+  parseCircuitFile,
+  readFaithfulnessFile,
+  writeFaithfulnessFile,
+  parseFaithfulnessFile,
+  makeProvenance,
+  datasetHash,
+  modelHash,
+  prepareRunFolder,
+  jsonSchemas,
+  type RunFile,
+  type RunFileContent,
+  type CircuitFile,
+  type FaithfulnessFile,
+  type FaithfulnessCurve,
+  type Provenance,
+  type ScoreTensor,
+} from './contracts/index.ts';
 export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
 export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './rules/rules.ts';
 export { inputRelevance, heatLine } from './relp/input-relevance.ts';

@@ -67,7 +67,7 @@ const COVERAGE: Record<string, string> = {
   'npx relp worker --queue redis://:s3cret@10.0.0.5:6379/ioi': 'test/sweeps/distributed.test.ts runs relp worker --queue redis://127.0.0.1:PORT/NAME',
   'npx relp patch --queue redis://:s3cret@10.0.0.5:6379/ioi --task ioi --n 64 --methods activation,atp,relp --out runs/ioi-64':
     'test/sweeps/distributed.test.ts runs relp patch --task ioi --queue redis://127.0.0.1:PORT/NAME (with 2 relp worker processes, and the fault cases)',
-  'npx relp circuit --model ~/.cache/relp/models/openai-community__gpt2 --task ioi --n 32 --method eap-relp,eap,eap-ig --out runs/gpt2-ioi': 'this test (on the downloaded random GPT-2)',
+    'npx relp circuit --model ~/.cache/relp/models/openai-community__gpt2 --dataset docs/examples/ioi-gpt2-demo.jsonl --method eap-relp,eap,eap-ig --out runs/gpt2-ioi': 'this test (on the downloaded random GPT-2)',
 };
 
 /** Fenced code blocks of a language. */

@@ -1,43 +1,12 @@
 /**
- * `circuit.json` in the attribution-graph style (circuit-tracer / Neuronpedia), with per-method
- * scores on nodes and links, and `faithfulness.json` (one curve per method).
+ * Build `circuit.json` (attribution-graph style, circuit-tracer / Neuronpedia) with per-method
+ * scores on nodes and links, and write it with `faithfulness.json` (one curve per method) through
+ * the file contracts (src/contracts).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { CircuitGraph, NodeKind } from './graph.ts';
-import type { FaithfulnessCurve } from './faithfulness.ts';
-
-/** A node of `circuit.json`. */
-export interface CircuitJsonNode {
-  node_id: string;
-  layer: number;
-  /** Null: scores are summed over positions. */
-  ctx_idx: number | null;
-  feature_type: NodeKind;
-  head?: number;
-  /** Σ |score| of the primary method over the node's circuit edges. */
-  influence: number;
-  /** Per method: Σ |score| over all the node's edges (in and out). */
-  scores: Record<string, number>;
-}
-
-/** A link of `circuit.json`. */
-export interface CircuitJsonLink {
-  source: string;
-  target: string;
-  target_input: 'q' | 'k' | 'v' | null;
-  /** Score of the primary method. */
-  weight: number;
-  scores: Record<string, number>;
-}
-
-/** The whole `circuit.json`. */
-export interface CircuitJson {
-  metadata: { model: string; task: string; method: string; methods: string[]; [k: string]: unknown };
-  nodes: CircuitJsonNode[];
-  links: CircuitJsonLink[];
-  qParams: { pinnedIds: string[]; pruningThreshold: number | null };
-}
+import type { CircuitGraph } from './graph.ts';
+import { writeCircuitFile, type CircuitFileContent, type CircuitLink, type CircuitNode } from '../contracts/circuit.ts';
+import { writeFaithfulnessFile, type FaithfulnessCurve } from '../contracts/faithfulness.ts';
+import type { Provenance } from '../contracts/provenance.ts';
 
 /** Inputs of {@link circuitToJson}. */
 export interface CircuitExport {
@@ -48,6 +17,8 @@ export interface CircuitExport {
   scores: Record<string, ArrayLike<number>>;
   model: string;
   task: string;
+  /** Task, seed, dataset hash and model hash of the prompts the circuit was found on. */
+  provenance: Provenance;
   method?: string;
   /** |score| cut-off used for selection, if any. */
   pruningThreshold?: number | null;
@@ -55,8 +26,8 @@ export interface CircuitExport {
   extra?: Record<string, unknown>;
 }
 
-/** Build the `circuit.json` object of a circuit. */
-export function circuitToJson(x: CircuitExport): CircuitJson {
+/** Build the `circuit.json` content of a circuit. */
+export function circuitToJson(x: CircuitExport): CircuitFileContent {
   const { graph, mask } = x;
   const methods = Object.keys(x.scores);
   if (methods.length === 0) throw new Error('circuitToJson: no method scores given');
@@ -70,7 +41,7 @@ export function circuitToJson(x: CircuitExport): CircuitJson {
   const influence = new Float64Array(N);
   const used = new Uint8Array(N);
   used[0] = used[N - 1] = 1;
-  const links: CircuitJsonLink[] = [];
+  const links: CircuitLink[] = [];
   for (const t of graph.targets) {
     for (let u = 0; u < t.nUp; u++) {
       const e = t.edgeOffset + u;
@@ -93,7 +64,7 @@ export function circuitToJson(x: CircuitExport): CircuitJson {
       });
     }
   }
-  const nodes: CircuitJsonNode[] = graph.nodes
+  const nodes: CircuitNode[] = graph.nodes
     .filter((n) => used[n.index])
     .map((n) => ({
       node_id: n.id,
@@ -105,6 +76,7 @@ export function circuitToJson(x: CircuitExport): CircuitJson {
       scores: Object.fromEntries(methods.map((m) => [m, nodeTotals[m][n.index]])),
     }));
   return {
+    provenance: x.provenance,
     metadata: { model: x.model, task: x.task, method: primary, methods, n_edges_total: graph.nEdges, n_edges: links.length, ...(x.extra ?? {}) },
     nodes,
     links,
@@ -112,12 +84,10 @@ export function circuitToJson(x: CircuitExport): CircuitJson {
   };
 }
 
-/** Write `circuit.json` and `faithfulness.json` into `dir` (created if needed); returns the paths. */
-export function writeCircuitFiles(dir: string, circuit: CircuitJson, curves: FaithfulnessCurve[]): { circuit: string; faithfulness: string } {
-  mkdirSync(dir, { recursive: true });
-  const c = join(dir, 'circuit.json');
-  const f = join(dir, 'faithfulness.json');
-  writeFileSync(c, JSON.stringify(circuit, null, 1) + '\n');
-  writeFileSync(f, JSON.stringify(curves.length === 1 ? curves[0] : curves, null, 1) + '\n');
-  return { circuit: c, faithfulness: f };
+/**
+ * Write `circuit.json` and `faithfulness.json` into `dir` (created if needed), both with the
+ * circuit's provenance; returns the paths.
+ */
+export function writeCircuitFiles(dir: string, circuit: CircuitFileContent, curves: FaithfulnessCurve[]): { circuit: string; faithfulness: string } {
+  return { circuit: writeCircuitFile(dir, circuit), faithfulness: writeFaithfulnessFile(dir, { provenance: circuit.provenance, curves }) };
 }

@@ -16,6 +16,7 @@ import { headNode, type CircuitGraph } from './graph.ts';
 import { graphForward } from './graph-forward.ts';
 import { nodeOutputs } from './attribute.ts';
 import { pruneDangling, selectEdges, type Selection } from './prune.ts';
+import type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
 
 /** What an ablated edge carries: the corrupt run's output, its batch mean per position, or zero. */
 export type Ablation = 'corrupt' | 'mean' | 'zero';
@@ -103,27 +104,23 @@ export function evaluateCircuits(model: HookedTransformer, graph: CircuitGraph, 
   return { values: rest, recovered: rest.map((v) => (v - empty) / gap), full, empty };
 }
 
-/** One point of a faithfulness curve. */
-export interface CurvePoint {
-  edges: number;
-  fraction_edges: number;
-  recovered: number;
-}
+/** One point of a faithfulness curve (the contract's type). */
+export type { CurvePoint } from '../contracts/faithfulness.ts';
 
-/** A faithfulness curve (the `faithfulness.json` entry of one method). */
-export interface FaithfulnessCurve {
+/** A measured faithfulness curve: the `faithfulness.json` entry of one method, every field set. */
+export interface MeasuredCurve extends FaithfulnessCurve {
   method: string;
   ablation: Ablation;
   metric: string;
   selection: Selection;
-  curve: CurvePoint[];
+  curve: { edges: number; fraction_edges: number; recovered: number }[];
   /** Measured metric of the full model and of the empty circuit (un-normalised). */
   full: number;
   empty: number;
   /** Area under recovered(fraction_edges), trapezoid rule over [0, 1]. */
   auc: number;
   /** Smallest measured circuit reaching 80% recovered, or null. */
-  edges_for_80?: number | null;
+  edges_for_80: number | null;
 }
 
 /** `count` log-spaced circuit sizes in [1, nEdges], rounded and deduplicated. */
@@ -156,14 +153,14 @@ export interface CurveOptions extends FaithfulnessOptions {
  * greedy) circuit with dangling edges pruned. The curve includes the measured endpoints
  * (0 edges: recovered 0; all edges: 1 by definition of the normalisation).
  */
-export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, scores: ArrayLike<number>, opts: CurveOptions = {}): FaithfulnessCurve {
+export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, scores: ArrayLike<number>, opts: CurveOptions = {}): MeasuredCurve {
   const E = graph.nEdges;
   const selection = opts.selection ?? 'topn';
   const sizes = (opts.sizes ?? logSpacedSizes(E)).filter((n) => n > 0 && n < E);
   for (const n of sizes) if (!Number.isInteger(n)) throw new Error(`curve sizes must be integers, got ${n}`);
   const circuits = sizes.map((n) => pruneDangling(graph, selectEdges(graph, scores, selection, n)));
   const ev = evaluateCircuits(model, graph, data, circuits, opts);
-  const curve: CurvePoint[] = [
+  const curve: MeasuredCurve['curve'] = [
     { edges: 0, fraction_edges: 0, recovered: 0 },
     ...sizes.map((n, i) => ({ edges: n, fraction_edges: n / E, recovered: ev.recovered[i] })),
     { edges: E, fraction_edges: 1, recovered: 1 },

@@ -55,7 +55,6 @@ export {
   type CircuitEvaluation,
   type CurveOptions,
   type CurvePoint,
-  type FaithfulnessCurve,
   type FaithfulnessOptions,
 } from './faithfulness.ts';
 export {
@@ -69,4 +68,6 @@ export {
   type HeadRef,
   type PatchingReferenceOptions,
 } from './reference.ts';
-export { circuitToJson, writeCircuitFiles, type CircuitExport, type CircuitJson, type CircuitJsonLink, type CircuitJsonNode } from './export.ts';
+export { circuitToJson, writeCircuitFiles, type CircuitExport } from './export.ts';
+export type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
+export type { CircuitFile, CircuitNode, CircuitLink } from '../contracts/circuit.ts';

@@ -7,7 +7,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { PatchingData } from '../patching/data.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { attributeEdges, type EdgeMethod, type EdgeScores } from './attribute.ts';
-import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type Ablation, type FaithfulnessCurve } from './faithfulness.ts';
+import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type Ablation, type MeasuredCurve } from './faithfulness.ts';
 import { buildGraph, type CircuitGraph } from './graph.ts';
 import { countEdges, pruneDangling, selectEdges } from './prune.ts';
 import { headRocAuc, type HeadRef } from './reference.ts';
@@ -42,7 +42,7 @@ export interface CircuitRun {
   mask: Uint8Array;
   /** Edges selected before pruning. */
   selected: number;
-  curves: FaithfulnessCurve[];
+  curves: MeasuredCurve[];
   /** Faithfulness of the selected circuit. */
   circuitRecovered: number;
   /** Head-level ROC AUC per method (when reference heads are given). */
@@ -61,7 +61,7 @@ export function runCircuit(model: HookedTransformer, data: PatchingData, opts: C
   const progress = opts.progress ?? silentProgress;
   const ablation = opts.ablation ?? 'corrupt';
   const scores: CircuitRun['scores'] = {};
-  const curves: FaithfulnessCurve[] = [];
+  const curves: MeasuredCurve[] = [];
   const seconds: CircuitRun['seconds'] = {};
   for (const method of opts.methods) {
     const s = opts.precomputed?.[method] ?? attributeEdges(model, graph, data, { method, rules: opts.rules, igSteps: opts.igSteps, progress });

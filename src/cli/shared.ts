@@ -1,7 +1,9 @@
 /**
  * Helpers shared by CLI commands: option parsers, model loading, output.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { DatasetSpec } from '../tasks/dataset.ts';
+import type { IoiCorruption } from '../tasks/ioi.ts';
 import { initBackend } from '../backend.ts';
 import { loadModel, loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
 import type { Tokenizer } from '../tokenizer.ts';
@@ -99,3 +101,31 @@ export function checkUnknownPairs(tokenizer: Tokenizer, pairs: readonly PromptPa
     strict,
   );
 }
+
+/** Options shared by commands that take a dataset. */
+export interface DatasetCliOptions {
+  task?: string;
+  dataset?: string;
+  n: number;
+  seed: number;
+  corruption: IoiCorruption;
+}
+
+/** Add --task/--dataset/--n/--seed/--corruption to a command. */
+export function addDatasetOptions(cmd: Command, defaultN = 32): Command {
+  return cmd
+    .addOption(new Option('--task <task>', 'built-in task').choices(['ioi']))
+    .option('--dataset <file.jsonl>', 'JSONL dataset: one {"clean","corrupt","answer","wrong"} per line')
+    .option('--n <n>', 'number of IOI prompt pairs', positiveInt, defaultN)
+    .option('--seed <s>', 'seed of the IOI generator', integer, 0)
+    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'));
+}
+
+/** Resolve --task / --dataset into a dataset spec (IOI by default). */
+export function datasetSpec(o: DatasetCliOptions): DatasetSpec {
+  if (o.task && o.dataset) throw new Error('give either --task or --dataset, not both');
+  if (o.task !== undefined && o.task !== 'ioi') throw new Error(`unknown task "${o.task}" (only "ioi"; use --dataset FILE for others)`);
+  if (o.dataset) return { kind: 'jsonl', path: o.dataset };
+  return { kind: 'ioi', n: o.n, seed: o.seed, corruption: o.corruption };
+}
+

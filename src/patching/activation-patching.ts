@@ -46,6 +46,8 @@ export interface PatchResult {
   /** Metric on the clean and corrupt runs (before normalisation). */
   baselines: { clean: number; corrupt: number };
   seconds: number;
+  /** Cells taken from the checkpoint instead of computed (0 unless resumed), of `total` cells. */
+  reused: { cells: number; total: number };
 }
 
 /**
@@ -125,8 +127,10 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const unpatched = metric.normalise ? (direction === 'denoising' ? 0 : 1) : direction === 'denoising' ? base.corrupt : base.clean;
   const scores: MethodScores = {};
   const contexts = new Map<number, MetricContext>();
+  let reusedCells = 0;
+  let total = 0;
   try {
-    const total = specs.reduce((n, s) => n + layers.length * gridCells(s.cellShape(cfg, pos)).length, 0);
+    total = specs.reduce((n, s) => n + layers.length * gridCells(s.cellShape(cfg, pos)).length, 0);
     progress.start(total, 'activation patching');
     for (const spec of specs) {
       const cellShape = spec.cellShape(cfg, pos);
@@ -140,6 +144,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
         const unit = `${spec.name}:${l}`;
         const saved = ckpt.done[unit];
         if (saved && saved.length === cells.length) {
+          reusedCells += cells.length;
           flat.push(...saved);
           progress.increment(cells.length);
           continue;
@@ -215,5 +220,5 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
     disposeCache(src.cache, baseRun.cache);
     base.cleanLogProbs.dispose();
   }
-  return { scores, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: (performance.now() - t0) / 1000 };
+  return { scores, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: (performance.now() - t0) / 1000, reused: { cells: reusedCells, total } };
 }

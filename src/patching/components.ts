@@ -5,16 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../models/config.ts';
+import { COMPONENT_NAMES, type ComponentName } from './names.ts';
 
 /** Axes of a score grid. */
 export type GridAxes = ['layer', 'pos'] | ['layer', 'head'] | ['layer', 'head', 'pos'];
 
-/** Names of the patchable components. */
-export const COMPONENT_NAMES = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern'] as const;
-/** A patchable component. */
-export type ComponentName = (typeof COMPONENT_NAMES)[number];
+export { COMPONENT_NAMES, type ComponentName } from './names.ts';
 
-/** The "every block" set, as TransformerLens' get_act_patch_block_every. */
+/** The "every block" set, as TransformerLens' get_act_patch_block_every (`every_block`). */
 export const EVERY_BLOCK: ComponentName[] = ['resid_pre', 'attn_out', 'mlp_out'];
 
 /** How one component is patched and scored. */
@@ -117,12 +115,15 @@ export function componentSpec(name: string): ComponentSpec {
   return s;
 }
 
-/** Parse a comma list of components ("every" expands to resid_pre, attn_out, mlp_out). */
+/**
+ * Parse a comma list of components. `every` is every component (all of {@link COMPONENT_NAMES});
+ * `every_block` is TransformerLens' block set (resid_pre, attn_out, mlp_out).
+ */
 export function parseComponents(list: string | string[]): ComponentName[] {
   const items = (Array.isArray(list) ? list : list.split(',')).map((s) => s.trim()).filter(Boolean);
   const out: ComponentName[] = [];
   for (const it of items) {
-    const names = it === 'every' || it === 'every_block' ? EVERY_BLOCK : [componentSpec(it).name];
+    const names = it === 'every' ? [...COMPONENT_NAMES] : it === 'every_block' ? EVERY_BLOCK : [componentSpec(it).name];
     for (const n of names) if (!out.includes(n)) out.push(n);
   }
   if (out.length === 0) throw new Error('no components given');

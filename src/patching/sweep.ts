@@ -13,13 +13,14 @@ import { parseComponents, type ComponentName } from './components.ts';
 import { toPatchingData } from './data.ts';
 import { resolveMetric } from './metrics.ts';
 import type { Progress } from './progress.ts';
-import { RUN_VERSION, runPairs, writeRunFile, type RunFile } from './run-file.ts';
+import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
+import { makeProvenance } from '../contracts/provenance.ts';
+import { prepareRunFolder } from '../contracts/run-folder.ts';
 import type { MethodScores } from './score-grid.ts';
 
-/** The methods a sweep can run. */
-export const SWEEP_METHODS = ['activation', 'atp', 'atp*', 'relp'] as const;
-/** A sweep method name. */
-export type SweepMethod = (typeof SWEEP_METHODS)[number];
+import { SWEEP_METHODS, type SweepMethod } from './names.ts';
+
+export { SWEEP_METHODS, type SweepMethod } from './names.ts';
 
 /** Options of {@link runSweep}. */
 export interface SweepOptions {
@@ -33,6 +34,14 @@ export interface SweepOptions {
   out?: string;
   progress?: () => Progress;
   dataset: { kind: string; seed?: number; corruption?: string; source?: string };
+  /** With `out`: start a new run there even if it holds results for other prompts or another model. */
+  force?: boolean;
+}
+
+/** A sweep's run file, plus what a resumed sweep took from its checkpoint. */
+export interface SweepResult extends RunFile {
+  /** Activation-patching cells read from `out/progress.json` instead of computed, of `total`. */
+  resumed: { cells: number; total: number } | null;
 }
 
 /** Parse a comma list of methods. */
@@ -44,15 +53,20 @@ export function parseMethods(s: string): SweepMethod[] {
 }
 
 /** Run the sweep and (with `out`) write `out/run.json`. */
-export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: SweepOptions): Promise<RunFile> {
+export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: SweepOptions): Promise<SweepResult> {
   const { model, tokenizer } = loaded;
   const data = toPatchingData(pairs);
   const components = parseComponents(opts.components);
+  const task = opts.dataset.kind === 'jsonl' ? { task: opts.dataset.source ?? 'jsonl', seed: null } : { task: opts.dataset.kind, seed: opts.dataset.seed ?? null };
+  const provenance = makeProvenance(task.task, task.seed, pairs, model);
+  // Refuse before any compute, so a wrong --out costs nothing.
+  if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
   const metric = resolveMetric(opts.metric);
   const direction = opts.direction ?? 'denoising';
   const scores: Record<string, MethodScores> = {};
   const timings: Record<string, number> = {};
   let baselines = { clean: NaN, corrupt: NaN };
+  let resumed: SweepResult['resumed'] = null;
   if (opts.methods.includes('activation')) {
     const r = await activationPatch(model, data, {
       components,
@@ -65,6 +79,7 @@ export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: S
     scores.activation = r.scores;
     timings.activation = r.seconds;
     baselines = r.baselines;
+    resumed = r.reused;
   }
   const grad: AttributionMethod[] = [];
   if (opts.methods.includes('atp')) grad.push(ATP);
@@ -77,18 +92,17 @@ export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: S
     baselines = r.baselines;
   }
   const labels = tokenizer ? tokenizer.toStrTokens(data.clean[0]) : data.clean[0].map(String);
-  const run: RunFile = {
-    version: RUN_VERSION,
-    created: new Date().toISOString(),
+  const run: RunFile = runFileOf({
+    provenance,
     model: { path: loaded.path, config: loaded.hfConfig, sha256: loaded.sha256 },
     dataset: { ...opts.dataset, pairs: runPairs(pairs) },
-    metric: { name: metric.name, clean: baselines.clean, corrupt: baselines.corrupt, direction },
+    metric: { name: metric.name, clean: Number.isFinite(baselines.clean) ? baselines.clean : null, corrupt: Number.isFinite(baselines.corrupt) ? baselines.corrupt : null, direction },
     scores,
     labels,
     rules: opts.methods.includes('relp') ? (opts.rules ?? 'relp') : undefined,
     timings,
     backend: tf.getBackend(),
-  };
+  });
   if (opts.out) writeRunFile(opts.out, run);
-  return run;
+  return { ...run, resumed };
 }

@@ -8,7 +8,9 @@ import { availableParallelism } from 'node:os';
 import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { parseComponents } from '../patching/components.ts';
-import { RUN_VERSION, runPairs, writeRunFile, type RunFile } from '../patching/run-file.ts';
+import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
+import { makeProvenance, type Provenance } from '../contracts/provenance.ts';
+import { prepareRunFolder } from '../contracts/run-folder.ts';
 import type { SweepOptions } from '../patching/sweep.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
@@ -95,6 +97,9 @@ export interface PlanRunStats {
   resumed: number;
   /** Shards computed by this call. */
   computed: number;
+  /** Work units (activation cells, prompts × components, edges) of the resumed shards, and of all. */
+  resumedWork: number;
+  totalWork: number;
   workers: number;
   wallSeconds: number;
 }
@@ -141,17 +146,17 @@ export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, 
     progress.stop();
   }
   const merged = mergeShards(plan, store.done);
-  return { ...merged, stats: { shards: keys.length, resumed: keys.length - todo.length, computed: todo.length, workers, wallSeconds: (performance.now() - t0) / 1000 } };
+  const todoWork = todo.reduce((n, k) => n + shardWork(plan, k), 0);
+  return { ...merged, stats: { shards: keys.length, resumed: keys.length - todo.length, computed: todo.length, resumedWork: total - todoWork, totalWork: total, workers, wallSeconds: (performance.now() - t0) / 1000 } };
 }
 
 /** The run file of a merged plan (the same fields `runSweep` writes). */
-export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset']): RunFile {
+export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset'], provenance: Provenance = sweepProvenance(plan.pairs, loaded, dataset)): RunFile {
   const metric = resolveMetric(plan.metric);
   const first = plan.pairs[0].cleanIds;
   const grad = plan.gradient?.methods ?? [];
-  return {
-    version: RUN_VERSION,
-    created: new Date().toISOString(),
+  return runFileOf({
+    provenance,
     model: { path: loaded.path, config: loaded.hfConfig, sha256: loaded.sha256 },
     dataset: { ...dataset, pairs: runPairs(plan.pairs) },
     metric: { name: metric.name, clean: merged.baselines.clean, corrupt: merged.baselines.corrupt, direction: plan.direction },
@@ -160,7 +165,13 @@ export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: Merged
     rules: grad.includes('relp') ? plan.rules : undefined,
     timings: merged.seconds,
     backend: tf.getBackend(),
-  };
+  });
+}
+
+/** The provenance of a sweep on `pairs` (task and seed from the dataset record), as runSweep records it. */
+export function sweepProvenance(pairs: PromptPair[], loaded: LoadedModel, dataset: SweepOptions['dataset']): Provenance {
+  const task = dataset.kind === 'jsonl' ? { task: dataset.source ?? 'jsonl', seed: null } : { task: dataset.kind, seed: dataset.seed ?? null };
+  return makeProvenance(task.task, task.seed, pairs, loaded.model);
 }
 
 /** `relp patch` as shards: build the plan, run it, write OUT/run.json. */
@@ -171,8 +182,11 @@ export async function runShardedSweep(
   opts: Omit<SweepOptions, 'progress'> & ShardSizes & ShardRunOptions,
 ): Promise<{ run: RunFile; stats: PlanRunStats }> {
   const plan = buildPlan(loaded, ref, pairs, opts);
+  const provenance = sweepProvenance(pairs, loaded, opts.dataset);
+  // Refuse before any compute, so a wrong --out costs nothing.
+  if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
   const r = await runPlan(plan, loaded, opts);
-  const run = planRunFile(plan, loaded, r, opts.dataset);
+  const run = planRunFile(plan, loaded, r, opts.dataset, provenance);
   if (opts.out) writeRunFile(opts.out, run);
   return { run, stats: r.stats };
 }

@@ -29,3 +29,13 @@ export function ioiSameLength(tok: TokenEncoder, n: number, seed: number, corrup
 export function loadDataset(tok: TokenEncoder, spec: DatasetSpec): PromptPair[] {
   return spec.kind === 'ioi' ? ioiSameLength(tok, spec.n, spec.seed, spec.corruption) : loadJsonlDataset(spec.path, tok);
 }
+
+/** Task name and seed of a dataset spec, as recorded in every file's provenance. */
+export function datasetTask(spec: DatasetSpec): { task: string; seed: number | null } {
+  return spec.kind === 'ioi' ? { task: 'ioi', seed: spec.seed } : { task: spec.path, seed: null };
+}
+
+/** The `dataset` record of run.json for a spec (pairs added by the writer). */
+export function datasetRecord(spec: DatasetSpec): { kind: string; seed?: number; corruption?: string; source?: string } {
+  return spec.kind === 'ioi' ? { kind: 'ioi', seed: spec.seed, corruption: spec.corruption } : { kind: 'jsonl', source: spec.path };
+}

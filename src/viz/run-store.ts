@@ -6,17 +6,23 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ViewerDataError } from './errors.ts';
-import { parseJsonText } from './parse-json.ts';
+import { parseJsonText } from '../contracts/json-text.ts';
+import { ContractError } from '../contracts/errors.ts';
 import { RUN_FILES, errCode, isInside, isValidRunId, realRunsDir, resolveRunDir, resolveRunFile, type RunFileName } from './safe-path.ts';
-import { validateCircuitFile, validateFaithfulnessFile } from './validate-circuit.ts';
-import { validateRunFile } from './validate-run.ts';
-import { METHOD_ORDER, orderBy } from './correlations.ts';
-import type { CircuitFile, FaithfulnessCurve, RunFile, RunSummary } from './types.ts';
+import { parseCircuitFile, type CircuitFile } from '../contracts/circuit.ts';
+import { parseFaithfulnessFile, type FaithfulnessFile } from '../contracts/faithfulness.ts';
+import { parseRunFile, type RunFile } from '../contracts/run.ts';
+import { METHOD_ORDER, orderBy } from '../patching/names.ts';
+import type { RunSummary } from './types.ts';
 
 /** Files larger than this are refused (422) rather than read into memory. */
 export const MAX_FILE_BYTES = 512 * 1024 * 1024;
 
-/** A validated file with its original bytes (sent as-is, so large files are not re-serialised). */
+/**
+ * A validated file with its bytes. `raw` is the file as-is when it is in the current version
+ * (large circuits are not re-serialised), else the file upgraded to the current version, so the
+ * pages only ever see one version of each file.
+ */
 export interface LoadedFile<T> {
   data: T;
   raw: Buffer;
@@ -29,10 +35,11 @@ interface CacheEntry {
   value: LoadedFile<unknown> | ViewerDataError;
 }
 
-const VALIDATORS: Record<RunFileName, (raw: unknown, label: string) => unknown> = {
-  'run.json': validateRunFile,
-  'circuit.json': validateCircuitFile,
-  'faithfulness.json': validateFaithfulnessFile,
+/** The contracts' readers; `current` says whether the parsed file was already the current version. */
+const READERS: Record<RunFileName, (raw: unknown, label: string) => { data: unknown; current: boolean }> = {
+  'run.json': (raw, label) => ({ data: parseRunFile(raw, label), current: (raw as { version?: unknown }).version === 2 }),
+  'circuit.json': (raw, label) => ({ data: parseCircuitFile(raw, label), current: true }),
+  'faithfulness.json': (raw, label) => ({ data: parseFaithfulnessFile(raw, label), current: false }),
 };
 
 /** Read-only view of one runs directory. */
@@ -54,9 +61,9 @@ export class RunStore {
     return this.load(id, 'circuit.json') as Promise<LoadedFile<CircuitFile>>;
   }
 
-  /** Load and validate `faithfulness.json` of run `id` (always an array of curves). */
-  loadFaithfulness(id: string): Promise<LoadedFile<FaithfulnessCurve[]>> {
-    return this.load(id, 'faithfulness.json') as Promise<LoadedFile<FaithfulnessCurve[]>>;
+  /** Load and validate `faithfulness.json` of run `id` (curves as a list, whatever the file's version). */
+  loadFaithfulness(id: string): Promise<LoadedFile<FaithfulnessFile>> {
+    return this.load(id, 'faithfulness.json') as Promise<LoadedFile<FaithfulnessFile>>;
   }
 
   /** Resolve, read, parse and validate one run file, through the cache. */
@@ -84,10 +91,10 @@ export class RunStore {
     }
     let value: LoadedFile<unknown> | ViewerDataError;
     try {
-      const data = VALIDATORS[file](parseJsonText(raw.toString('utf8'), label), label);
-      value = { data, raw, mtimeMs: st.mtimeMs };
+      const { data, current } = READERS[file](parseJsonText(raw.toString('utf8'), label), label);
+      value = { data, raw: current ? raw : Buffer.from(JSON.stringify(data)), mtimeMs: st.mtimeMs };
     } catch (err) {
-      value = err instanceof ViewerDataError ? err : new ViewerDataError(422, `${label}: ${err instanceof Error ? err.message : String(err)}`);
+      value = err instanceof ContractError ? new ViewerDataError(422, err.message) : err instanceof ViewerDataError ? err : new ViewerDataError(422, `${label}: ${err instanceof Error ? err.message : String(err)}`);
     }
     this.cache.set(real, { mtimeMs: st.mtimeMs, size: raw.length, value });
     if (value instanceof ViewerDataError) throw value;
@@ -125,7 +132,7 @@ export class RunStore {
   /** Summary of one run directory. */
   async summary(id: string): Promise<RunSummary> {
     const root = await realRunsDir(this.runsDir);
-    const s: RunSummary = { id, model: null, task: null, methods: [], date: null, size: 0, hasRun: false, hasCircuit: false, hasFaithfulness: false, error: null };
+    const s: RunSummary = { id, model: null, task: null, seed: null, methods: [], date: null, size: 0, hasRun: false, hasCircuit: false, hasFaithfulness: false, error: null };
     const errors: string[] = [];
     let newest = 0;
     const methods = new Set<string>();
@@ -144,13 +151,15 @@ export class RunStore {
         if (file === 'run.json') {
           const run = data as RunFile;
           s.model = run.model.path ? path.basename(run.model.path) : (typeof run.model.config?.name === 'string' ? run.model.config.name : null);
-          s.task = run.dataset.kind ?? null;
+          s.task = run.provenance.task;
+          s.seed = run.provenance.seed;
           Object.keys(run.scores).forEach((m) => methods.add(m));
           if (run.created && !Number.isNaN(Date.parse(run.created))) s.date = new Date(run.created).toISOString();
         } else if (file === 'circuit.json') {
           const c = data as CircuitFile;
           if (!s.model && typeof c.metadata.model === 'string') s.model = c.metadata.model;
           if (!s.task && typeof c.metadata.task === 'string') s.task = c.metadata.task;
+          if (s.seed === null && c.provenance) s.seed = c.provenance.seed;
           (c.metadata.methods ?? (typeof c.metadata.method === 'string' ? [c.metadata.method] : [])).forEach((m) => methods.add(m));
         }
       } catch (err) {

@@ -13,13 +13,13 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { correlationTable } from './correlations.ts';
+import { correlationTable } from '../patching/correlation.ts';
 import { ViewerDataError } from './errors.ts';
 import { errorPage, escapeHtml, pageShell } from './html.ts';
 import { RunStore } from './run-store.ts';
 import { isValidRunId } from './safe-path.ts';
 import { LOOPBACK_HOSTS, PLOTLY_CSP, hostAllowList, readOnly, securityHeaders } from './security.ts';
-import type { RunFile } from './types.ts';
+import type { RunFile } from '../contracts/run.ts';
 
 /** Folder of the client modules and CSS (served under `/static/`). */
 export const PAGES_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
@@ -107,7 +107,7 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
     try {
       // Always an array, whether the file holds one curve or several.
       res.setHeader('Cache-Control', 'no-store');
-      res.json((await store.loadFaithfulness(id)).data);
+      res.json((await store.loadFaithfulness(id)).data.curves);
     } catch (err) {
       sendApiError(res, err);
     }
@@ -117,7 +117,7 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
     if (!id) return sendApiError(res, new ViewerDataError(404, 'invalid run id'));
     try {
       res.setHeader('Cache-Control', 'no-store');
-      res.json(correlationTable((await store.loadRun(id)).data));
+      res.json(correlationTable((await store.loadRun(id)).data.scores));
     } catch (err) {
       sendApiError(res, err);
     }
@@ -164,6 +164,11 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
         return res.status(status).type('html').send(errorPage(status, title, err instanceof ViewerDataError ? err.message : 'internal error', links));
       }
     }
+    // Link the circuit page only when the folder has a circuit.json (a broken one still links: its page names the problem).
+    const circuitLink = await store.loadCircuit(id).then(
+      () => true,
+      (e) => !(e instanceof ViewerDataError && e.status === 404),
+    );
     res.setHeader('Content-Security-Policy', PLOTLY_CSP);
     res.type('html').send(
       pageShell({
@@ -171,7 +176,7 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
         data: { 'run-id': id, 'has-run': run ? '1' : '0' },
         scripts: run ? ['/vendor/plotly.js'] : [],
         modules: ['/static/run/index.js'],
-        bodyHtml: `${header(` / <span>${escapeHtml(id)}</span> · <a href="/runs/${encodeURIComponent(id)}/circuit">circuit</a>`)}
+        bodyHtml: `${header(` / <span>${escapeHtml(id)}</span>${circuitLink ? ` · <a href="/runs/${encodeURIComponent(id)}/circuit">circuit</a>` : ''}`)}
 <main class="page" id="app"><h1>${escapeHtml(id)}</h1><div id="run" aria-live="polite">Loading…</div></main>`,
       }),
     );

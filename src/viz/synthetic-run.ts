@@ -6,7 +6,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { mulberry32 } from '../models/state-dict.ts';
-import type { CircuitFile, CircuitLink, CircuitNode, FaithfulnessCurve, NestedNumbers, RunFile, ScoreTensor } from './types.ts';
+import type { CircuitFile, CircuitLink, CircuitNode } from '../contracts/circuit.ts';
+import type { FaithfulnessCurve, FaithfulnessFile } from '../contracts/faithfulness.ts';
+import { datasetHash, type Provenance } from '../contracts/provenance.ts';
+import type { RunFile } from '../contracts/run.ts';
+import type { ScoreTensor } from '../contracts/score-tensor.ts';
+
+/** Nested arrays of numbers. */
+type NestedNumbers = ScoreTensor['values'];
 
 /** Size and seed of a synthetic run. */
 export interface SyntheticOptions {
@@ -57,6 +64,13 @@ function labelsFor(o: SyntheticOptions): string[] {
   return Array.from({ length: o.nPos }, (_, k) => IOI_LABELS[k] ?? ` t${k}`);
 }
 
+/** The provenance every file of one synthetic run shares (the model hash is a placeholder). */
+export function syntheticProvenance(o: SyntheticOptions): Provenance {
+  const labels = labelsFor(o);
+  const pairs = [{ clean: labels.join(''), corrupt: labels.join('').replace(' John gave', ' Paul gave'), answer: ' Mary', wrong: ' John' }];
+  return { task: 'ioi', seed: o.seed ?? 1, dataset_sha256: datasetHash(pairs), model_sha256: '0'.repeat(64) };
+}
+
 /** A valid `run.json` object with every component of the viewer's format. */
 export function syntheticRun(o: SyntheticOptions): RunFile {
   const rand = mulberry32(o.seed ?? 1);
@@ -96,17 +110,14 @@ export function syntheticRun(o: SyntheticOptions): RunFile {
   }
   const timings: Record<string, number> = {};
   methods.forEach((m, k) => (timings[m] = round(m === 'activation' ? 12.5 : 0.8 + 0.3 * k)));
+  const pairs = [{ clean: labels.join(''), corrupt: labels.join('').replace(' John gave', ' Paul gave'), answer: ' Mary', wrong: ' John', clean_ids: [], corrupt_ids: [], answer_id: 5335, wrong_id: 1757 }];
   return {
-    version: 1,
+    version: 2,
+    written_by: 'relp (synthetic run)',
+    provenance: syntheticProvenance(o),
     model: { path: 'models/synthetic-gpt2.safetensors', config: { nLayers: L, nHeads: H, name: 'synthetic' }, sha256: '0'.repeat(64) },
-    dataset: {
-      kind: 'ioi',
-      seed: o.seed ?? 1,
-      pairs: [
-        { clean: labels.join(''), corrupt: labels.join('').replace(' John gave', ' Paul gave'), answer: ' Mary', wrong: ' John', clean_ids: [], corrupt_ids: [], answer_id: 5335, wrong_id: 1757 },
-      ],
-    },
-    metric: { name: 'logit_diff', clean: 3.21, corrupt: -2.87 },
+    dataset: { kind: 'ioi', seed: o.seed ?? 1, pairs },
+    metric: { name: 'logit_diff', clean: 3.21, corrupt: -2.87, direction: 'denoising' },
     scores,
     labels,
     rules: 'relp',
@@ -217,6 +228,9 @@ export function syntheticCircuit(o: SyntheticOptions): CircuitFile {
     for (const u of ups) if (u.p === T - 1) addLink(u.id, 'logits', null);
   }
   return {
+    version: 1,
+    written_by: 'relp (synthetic run)',
+    provenance: syntheticProvenance(o),
     metadata: { model: 'synthetic-gpt2', task: 'ioi', method, methods, nLayers: L, nHeads: H, prompt_tokens: labelsFor(o) },
     nodes,
     links,
@@ -242,6 +256,7 @@ export function syntheticFaithfulness(o: SyntheticOptions, totalEdges: number): 
  * @returns the objects written.
  */
 export async function writeSyntheticRun(runsDir: string, id: string, o: SyntheticOptions): Promise<{ run: RunFile; circuit: CircuitFile; faithfulness: FaithfulnessCurve[] }> {
+  const file = (curves: FaithfulnessCurve[]): FaithfulnessFile => ({ version: 1, written_by: 'relp (synthetic run)', provenance: syntheticProvenance(o), curves });
   const dir = path.join(runsDir, id);
   await fs.mkdir(dir, { recursive: true });
   const run = syntheticRun(o);
@@ -249,6 +264,6 @@ export async function writeSyntheticRun(runsDir: string, id: string, o: Syntheti
   const faithfulness = syntheticFaithfulness(o, circuit.links.length);
   await fs.writeFile(path.join(dir, 'run.json'), JSON.stringify(run));
   await fs.writeFile(path.join(dir, 'circuit.json'), JSON.stringify(circuit));
-  await fs.writeFile(path.join(dir, 'faithfulness.json'), JSON.stringify(faithfulness));
+  await fs.writeFile(path.join(dir, 'faithfulness.json'), JSON.stringify(file(faithfulness)));
   return { run, circuit, faithfulness };
 }

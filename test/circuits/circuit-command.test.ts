@@ -5,9 +5,14 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { register, runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
-import { validateCircuitFile, validateFaithfulnessFile } from '../../src/viz/validate-circuit.ts';
+import { readCircuitFile } from '../../src/contracts/circuit.ts';
+import { readFaithfulnessFile } from '../../src/contracts/faithfulness.ts';
+import { ioiSameLength } from '../../src/tasks/dataset.ts';
 import { loadModelWithTokenizer } from '../../src/hooks/load-model.ts';
 import { makeTmpModelDir } from '../helpers/tmp-model.ts';
+import { loadCheckpoint } from '../../src/models/checkpoint.ts';
+import { buildGraph, edgeIndex } from '../../src/circuits/graph.ts';
+import { naiveGraphRun } from './naive-graph.ts';
 
 describe('relp circuit', () => {
   const tmp = makeTmpModelDir({ withTokenizer: true, seed: 3 });
@@ -25,8 +30,10 @@ describe('relp circuit', () => {
     const before = tf.memory().numTensors;
     const summary = await runCircuitCommand(base);
     expect(tf.memory().numTensors).toBe(before);
-    const circuit = validateCircuitFile(JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8')));
-    const curves = validateFaithfulnessFile(JSON.parse(readFileSync(join(out, 'faithfulness.json'), 'utf8')));
+    const circuit = readCircuitFile(out);
+    const { curves, provenance } = readFaithfulnessFile(out);
+    expect(provenance).toEqual(circuit.provenance);
+    expect(circuit.provenance).toMatchObject({ task: 'ioi', seed: 1 });
     expect(circuit.metadata.methods).toEqual(['eap', 'eap-relp', 'eap-ig']);
     expect(circuit.metadata.method).toBe('eap');
     expect(circuit.links.length).toBe(summary.circuit_edges);
@@ -36,8 +43,8 @@ describe('relp circuit', () => {
     // `full` and `empty` are the measured clean and corrupt logit differences (corrupt ablation):
     // recompute them independently with the plain model forward on the same prompts.
     const { model, tokenizer } = await loadModelWithTokenizer(tmp.dir);
-    const { ioiPairs } = await import('../../src/cli/commands/circuit.ts');
-    const pairs = ioiPairs(tokenizer, 6, 1, 'abc');
+    // The circuit command draws its prompts with the one IOI selection (the same as `relp patch`).
+    const pairs = ioiSameLength(tokenizer, 6, 1, 'abc');
     const ld = (key: 'cleanIds' | 'corruptIds') => {
       const lg = model.forward(pairs.map((p) => p[key]));
       const a = lg.arraySync() as number[][][];
@@ -47,8 +54,34 @@ describe('relp circuit', () => {
     for (const c of curves) {
       expect(Math.abs(c.full! - ld('cleanIds'))).toBeLessThan(1e-4);
       expect(Math.abs(c.empty! - ld('corruptIds'))).toBeLessThan(1e-4);
-      expect(c.auc).toBeGreaterThan(-10);
+      // The curve spans fraction 0 → 1 with the measured endpoints (0 edges: 0; all: 1), so its
+      // trapezoid AUC — recomputed here — lies between the smallest and largest recovered value.
+      const pts = c.curve;
+      expect([pts[0]!.fraction_edges, pts[0]!.recovered, pts.at(-1)!.fraction_edges, pts.at(-1)!.recovered]).toEqual([0, 0, 1, 1]);
+      let auc = 0;
+      for (let i = 1; i < pts.length; i++) auc += ((pts[i]!.fraction_edges! - pts[i - 1]!.fraction_edges!) * (pts[i]!.recovered + pts[i - 1]!.recovered)) / 2;
+      expect(Math.abs(c.auc! - auc)).toBeLessThan(1e-9);
+      const rec = pts.map((p) => p.recovered);
+      expect(c.auc!).toBeGreaterThanOrEqual(Math.min(...rec) - 1e-12);
+      expect(c.auc!).toBeLessThanOrEqual(Math.max(...rec) + 1e-12);
     }
+    // The circuit written to circuit.json recovers what the summary says: rebuild its edge mask from
+    // the links and run it through the independent float64 edge-by-edge reference (corrupt ablation).
+    const ck = await loadCheckpoint(tmp.dir);
+    const cfg = ck.config;
+    const graph = buildGraph(cfg.nLayers, cfg.nHeads);
+    const mask = new Uint8Array(graph.nEdges);
+    for (const l of circuit.links) mask[edgeIndex(graph, l.source, l.target_input ? `${l.target}<${l.target_input}>` : l.target)] = 1;
+    const naiveLd = (keep: (e: number) => boolean) =>
+      pairs.reduce((s, p) => {
+        const ablated = naiveGraphRun(cfg, ck.stateDict, graph, p.corruptIds, () => true).outputs;
+        const { lastLogits } = naiveGraphRun(cfg, ck.stateDict, graph, p.cleanIds, keep, ablated);
+        return s + lastLogits[p.answerId]! - lastLogits[p.wrongId]!;
+      }, 0) / pairs.length;
+    const full = naiveLd(() => true);
+    const empty = naiveLd(() => false);
+    const recovered = (naiveLd((e) => mask[e] === 1) - empty) / (full - empty);
+    expect(Math.abs(summary.circuit_recovered - recovered)).toBeLessThan(1e-3);
     model.dispose();
   });
 
@@ -56,7 +89,7 @@ describe('relp circuit', () => {
     const program = new Command().exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
     register(program);
     await expect(program.parseAsync(['node', 'relp', 'circuit', '--method', 'eap,foo', '--out', out])).rejects.toThrow(/unknown circuit method "foo"/);
-    await expect(runCircuitCommand({ ...base, dataset: 'x.jsonl' })).rejects.toThrow(/exactly one of --task ioi or --dataset/);
+    await expect(runCircuitCommand({ ...base, dataset: 'x.jsonl' })).rejects.toThrow(/either --task or --dataset, not both/);
     await expect(runCircuitCommand({ ...base, threshold: 1 })).rejects.toThrow(/either --edges or --threshold/);
     await expect(runCircuitCommand({ ...base, task: 'sva' })).rejects.toThrow(/unknown task "sva"/);
     await expect(runCircuitCommand({ ...base, method: ['eap-relp'], rules: 'bogus' })).rejects.toThrow(/unknown rule preset "bogus"/);

@@ -1,10 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sampleCorrelation } from 'simple-statistics';
 import { runCli } from './run-cli.ts';
-import { RUN_VERSION, writeRunFile, type RunFile } from '../../src/patching/run-file.ts';
+import { writeRunFile, type RunFileContent } from '../../src/contracts/run.ts';
 
 describe('relp compare', () => {
   const dir = mkdtempSync(join(tmpdir(), 'relp-compare-'));
@@ -17,9 +16,9 @@ describe('relp compare', () => {
     [0.2, 0.4, -0.1],
     [0.7, 0.1, 0.5],
   ];
-  const run: RunFile = {
-    version: RUN_VERSION,
+  const run: RunFileContent = {
     created: '2026-11-24T00:00:00Z',
+    provenance: { task: 'ioi', seed: 0, dataset_sha256: 'a'.repeat(64), model_sha256: 'b'.repeat(64) },
     model: { path: '/m', config: {}, sha256: '0'.repeat(64) },
     dataset: { kind: 'ioi', seed: 0, pairs: [] },
     metric: { name: 'normalised_logit_diff', clean: 3, corrupt: 0, direction: 'denoising' },
@@ -34,12 +33,21 @@ describe('relp compare', () => {
   writeRunFile(dir, run);
   writeFileSync(join(dir, 'faithfulness.json'), JSON.stringify([{ method: 'eap-relp', ablation: 'corrupt', curve: [], full: 2.5, empty: 0.4, auc: 0.91 }]));
 
-  it('--json gives Pearson r equal to an independent computation, with the preset named', async () => {
+  it('--json gives the Pearson r and Spearman ρ computed by hand, with the preset named', async () => {
     const r = await runCli(['compare', dir, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const j = JSON.parse(r.stdout) as { rules: string; correlations: Record<string, Record<string, { pearson: number }>> };
+    const j = JSON.parse(r.stdout) as { rules: string; correlations: { rows: { component: string; cells: Record<string, { pearson: number; spearman: number; n: number }> }[] } };
     expect(j.rules).toBe('relp-ah');
-    expect(j.correlations.resid_pre.atp.pearson).toBeCloseTo(sampleCorrelation(act.flat(), atp.flat()), 10);
+    // By hand: x = activation = [0.1, 0.5, −0.2, 0.9, 0, 0.3], y = atp = [0.2, 0.4, −0.1, 0.7, 0.1, 0.5].
+    // x̄ = 1.6/6 = 0.2667, ȳ = 1.8/6 = 0.3. Sxy = Σxy − 6x̄ȳ = 0.02+0.2+0.02+0.63+0+0.15 − 0.48 = 0.54;
+    // Sxx = Σx² − 6x̄² = 1.2 − 0.42667 = 0.77333; Syy = Σy² − 6ȳ² = 0.96 − 0.54 = 0.42.
+    // r = 0.54 / sqrt(0.77333 · 0.42) = 0.54 / 0.569912 = 0.947514.
+    // Ranks: x → [3, 5, 1, 6, 2, 4], y → [3, 4, 1, 6, 2, 5]; Σd² = 0+1+0+0+0+1 = 2 → ρ = 1 − 6·2/(6·35) = 33/35.
+    const cell = j.correlations.rows.find((row) => row.component === 'resid_pre')!.cells.atp!;
+    expect(cell.n).toBe(6);
+    expect(cell.pearson).toBeCloseTo(0.54 / Math.sqrt((1.2 - 1.6 ** 2 / 6) * 0.42), 12);
+    expect(cell.pearson).toBeCloseTo(0.947514, 5);
+    expect(cell.spearman).toBeCloseTo(33 / 35, 12);
   });
 
   it('prints the Table-1 layout and the circuit methods side by side', async () => {
@@ -54,6 +62,37 @@ describe('relp compare', () => {
     const bad = join(dir, 'bad');
     const r = await runCli(['compare', bad]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/cannot read run file/);
+    expect(r.stderr).toMatch(/bad\/run\.json does not exist/);
+  });
+
+  // Corrupt and old-version files: each is refused naming the file, the field and the problem (no stack trace).
+  const variant = (name: string, text: string) => {
+    const d = join(dir, name);
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'run.json'), text);
+    return d;
+  };
+  const good = () => JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  it.each([
+    ['truncated JSON', () => JSON.stringify(good()).slice(0, 150), /truncated\/run\.json is not valid JSON: it ends early at line 1, column 151 \(truncated or partially written\?\)/],
+    ['a missing field', () => JSON.stringify({ ...good(), labels: undefined }), /missing-field\/run\.json: labels is missing \(expected an array\)/],
+    ['a wrong type', () => JSON.stringify({ ...good(), metric: { ...good().metric, clean: 'high' } }), /wrong-type\/run\.json: metric\.clean is a string, expected a finite number/],
+    ['an unknown version', () => JSON.stringify({ ...good(), version: 9, written_by: 'relp 4.2.0' }), /unknown-version\/run\.json: version is 9: this run file was written by relp 4\.2\.0 and this relp reads versions 1, 2/],
+  ])('names %s in run.json', async (what, text, expected) => {
+    const d = variant(what.replace(/^an? /, '').replace(/ /g, '-').replace('JSON', '').replace(/-$/, '') || 'x', text());
+    const r = await runCli(['compare', d]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(expected);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('names a corrupt faithfulness.json instead of parsing it bare', async () => {
+    const d = join(dir, 'bad-faith');
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'run.json'), readFileSync(join(dir, 'run.json')));
+    writeFileSync(join(d, 'faithfulness.json'), JSON.stringify([{ method: 'eap', curve: [{ edges: 1, recovered: 'x' }] }]));
+    const r = await runCli(['compare', d]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/bad-faith\/faithfulness\.json: \[0\]\.curve\[0\]\.recovered is a string, expected a finite number/);
   });
 });

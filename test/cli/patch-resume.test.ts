@@ -62,6 +62,20 @@ describe('relp patch resume', () => {
     expect(r2.code, r2.stderr).toBe(0);
     const a = JSON.parse(readFileSync(join(full, 'run.json'), 'utf8')) as RunFile;
     const b = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunFile;
+    // The resumed run says what it reused: whole (component, layer) shards of T cells each, at least
+    // the shards saved before the kill, out of 3 components × 6 layers (× T positions).
+    const T = b.labels.length;
+    const m = /resumed from .*progress\.json: reused (\d+) of (\d+) shards \((\d+) of (\d+) units[^)]*\), computed (\d+)/.exec(r2.stdout);
+    expect(m, r2.stdout).not.toBeNull();
+    const [reused, total, cells, totalCells, computed] = m!.slice(1).map(Number) as [number, number, number, number, number];
+    expect(total).toBe(18);
+    expect(totalCells).toBe(18 * T);
+    expect(cells).toBe(reused * T);
+    expect(reused).toBeGreaterThanOrEqual(partial);
+    expect(reused).toBeLessThan(total);
+    expect(computed).toBe(total - reused);
+    // An uninterrupted run reuses nothing and says nothing about resuming.
+    expect(r1.stdout).not.toMatch(/resumed/);
     for (const c of ['resid_pre', 'attn_out', 'mlp_out'] as const) {
       const x = (a.scores.activation[c]!.values as number[][]).flat();
       const y = (b.scores.activation[c]!.values as number[][]).flat();

@@ -67,7 +67,7 @@ describe.skipIf(!torchAvailable())('CLI vs PyTorch reference on an HF-layout GPT
       const pairsFile = join(dir, `pairs-${rules}.json`);
       writeFileSync(pairsFile, JSON.stringify({ pairs: run.dataset.pairs }));
       const ref = (await runTorchReference('patch', ['--model', model, '--pairs', pairsFile, '--methods', 'activation,atp,relp', '--rules', rules, '--components', 'resid_pre,attn_out,mlp_out'])) as ReferencePatchResult;
-      expect(Math.abs(run.metric.clean - ref.metric.clean)).toBeLessThan(1e-3 * Math.max(1, Math.abs(ref.metric.clean)));
+      expect(Math.abs(run.metric.clean! - ref.metric.clean)).toBeLessThan(1e-3 * Math.max(1, Math.abs(ref.metric.clean)));
       for (const method of ['activation', 'atp', 'relp']) {
         for (const comp of ['resid_pre', 'attn_out', 'mlp_out']) {
           const got = run.scores[method][comp as 'resid_pre']!.values as number[][];

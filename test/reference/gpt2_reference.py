@@ -4,7 +4,7 @@
 Usage: python3 gpt2_reference.py COMMAND --model DIR [options]; prints one JSON object on stdout.
   logits --ids 1,2,3 [--all-positions]             -> {"logits": [...]} (or [pos][vocab])
   cache  --ids 1,2,3 --names a,b                   -> {"cache": {name: nested lists}} (batch 1; -inf -> null)
-  patch  --pairs FILE [--methods activation,atp,relp] [--rules relp] [--components resid_pre,attn_out,mlp_out]
+  patch  --pairs FILE [--methods activation,atp,relp] [--rules relp] [--components resid_pre,attn_out,mlp_out[,z]]
          [--direction denoising|noising] [--alpha A] [--freeze ln,act,attn] [--raw-metric]
                                                    -> {"metric": {...}, "scores": {method: {component: [layer][pos]}}}
   lrp    --ids ... --target ID [--contrast ID] [--rules relp]
@@ -253,12 +253,17 @@ def cmd_patch(a, cfg, P):
     for m in methods:
         if m not in ("activation", "atp", "relp"):
             fail(f"unknown method {m!r}; use activation, atp, relp")
-    names = lambda c: [f"blocks.{l}.hook_{c}" for l in range(L)]
+    # z is per head: blocks.{l}.attn.hook_z [b, pos, head, d_head], scored per (layer, head).
+    names = lambda c: [f"blocks.{l}.attn.hook_z" if c == "z" else f"blocks.{l}.hook_{c}" for l in range(L)]
+    if "z" in comps and "activation" in methods:
+        fail("component 'z' is supported for atp and relp only (per-head activation patching is not implemented here)")
     cache_clean, cache_corr = {}, {}
     with torch.no_grad():
         ld_clean = ld(forward(cfg, P, clean, hook=recorder(cache_clean))).item()
         ld_corr = ld(forward(cfg, P, corrupt, hook=recorder(cache_corr))).item()
     for c in comps:
+        if c == "z":
+            continue
         if names(c)[0] not in cache_clean or cache_clean[names(c)[0]].shape != (B, T, cfg["d"]):
             fail(f"component {c!r} is not a [batch, pos, d_model] hook (try resid_pre, attn_out, mlp_out)")
     if a.raw_metric:
@@ -290,7 +295,8 @@ def cmd_patch(a, cfg, P):
         value = metric(forward(cfg, P, base_ids, rules=rules, hook=probe))
         order = list(probes)
         grads = dict(zip(order, torch.autograd.grad(value, [probes[n] for n in order])))
-        scores[m] = {c: [((src[n] - base[n]) * grads[n]).sum((0, 2)).tolist() for n in names(c)] for c in comps}
+        red = lambda c: (0, 1, 3) if c == "z" else (0, 2)  # z: sum over batch, pos, d_head -> [head]
+        scores[m] = {c: [((src[n] - base[n]) * grads[n]).sum(red(c)).tolist() for n in names(c)] for c in comps}
     return {"metric": {"clean": ld_clean, "corrupt": ld_corr}, "scores": scores}
 
 

@@ -6,10 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ioiPairs, runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
+import { runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph, edgeIndex } from '../../src/circuits/graph.ts';
-import type { CircuitJson } from '../../src/circuits/export.ts';
+import type { CircuitFile } from '../../src/contracts/circuit.ts';
+import { ioiSameLength } from '../../src/tasks/dataset.ts';
 import { loadModelWithTokenizer } from '../../src/hooks/load-model.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
 import { makeTmpModelDir } from '../helpers/tmp-model.ts';
@@ -29,9 +30,9 @@ describe('relp circuit on worker threads', () => {
       workers: 2, shardEdges: 10, shardPrompts: 2,
     };
     await runCircuitCommand(opts);
-    const circuit = JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8')) as CircuitJson;
+    const circuit = JSON.parse(readFileSync(join(out, 'circuit.json'), 'utf8')) as CircuitFile;
     const { model, tokenizer } = await loadModelWithTokenizer(tmp.dir);
-    const data = toPatchingData(ioiPairs(tokenizer, 4, 1, 'abc'));
+    const data = toPatchingData(ioiSameLength(tokenizer, 4, 1, 'abc'));
     const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
     const exact = exactEdgeScores(model, graph, data);
     const ig = attributeEdges(model, graph, data, { method: 'eap-ig', igSteps: 2 });
@@ -39,8 +40,8 @@ describe('relp circuit on worker threads', () => {
     expect(circuit.links.length).toBeGreaterThan(10);
     for (const l of circuit.links) {
       const e = edgeIndex(graph, l.source, l.target_input ? `${l.target}<${l.target_input}>` : l.target);
-      expect(Math.abs(l.scores!.exact - exact.scores[e])).toBeLessThan(1e-5);
-      expect(Math.abs(l.scores!['eap-ig'] - ig.scores[e])).toBeLessThan(1e-5);
+      expect(Math.abs(l.scores!.exact! - exact.scores[e])).toBeLessThan(1e-5);
+      expect(Math.abs(l.scores!['eap-ig']! - ig.scores[e])).toBeLessThan(1e-5);
     }
   });
 });

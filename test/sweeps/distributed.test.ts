@@ -41,8 +41,8 @@ function expectSameScores(a: RunFile, b: RunFile): void {
       x.forEach((v, i) => expect(Math.abs(v - y[i]), `${m}/${c}[${i}]`).toBeLessThan(1e-6));
     }
   }
-  expect(Math.abs(a.metric.clean - b.metric.clean)).toBeLessThan(1e-6);
-  expect(Math.abs(a.metric.corrupt - b.metric.corrupt)).toBeLessThan(1e-6);
+  expect(Math.abs(a.metric.clean! - b.metric.clean!)).toBeLessThan(1e-6);
+  expect(Math.abs(a.metric.corrupt! - b.metric.corrupt!)).toBeLessThan(1e-6);
 }
 
 function doneShards(out: string): ShardStoreFile['done'] {

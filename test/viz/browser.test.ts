@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { startViewer, type RunningViewer } from '../../src/viz/server.ts';
 import { layoutGraph } from '../../src/viz/pages/circuit/layout.js';
-import type { CircuitFile } from '../../src/viz/types.ts';
+import type { CircuitFile } from '../../src/contracts/circuit.ts';
 import { artifact, launchChromium, watchedPage } from './helpers/browser.ts';
 import { makeRunsFixture, type RunsFixture } from './helpers/runs-fixture.ts';
 
@@ -68,6 +68,7 @@ describe('viewer in headless Chromium', () => {
     expect(await page.locator('#comp-resid_pre .scatter-plot').count()).toBe(1);
     // Hover a heatmap cell: layer, position and token.
     const hm = page.locator('#comp-resid_pre .heatmap-plot[data-method="relp"] .nsewdrag').first();
+    await hm.scrollIntoViewIfNeeded(); // the run summary (with provenance) can push it below the fold
     const box = (await hm.boundingBox())!;
     // Column 2 (" Mary") of 15, row 1 of 4 (layer 0 at the top).
     await page.mouse.move(box.x + (box.width * 2.5) / 15, box.y + (box.height * 1.5) / 4);

@@ -18,7 +18,7 @@ describe('relp view', () => {
     expect(view.registeredArguments[0]!.name()).toBe('RUNS_DIR');
     expect(view.registeredArguments[0]!.defaultValue).toBe('runs');
     const opts = Object.fromEntries(view.options.map((o) => [o.long, o.defaultValue]));
-    expect(opts).toEqual({ '--port': DEFAULT_VIEW_PORT, '--host': '127.0.0.1' });
+    expect(opts).toEqual({ '--port': DEFAULT_VIEW_PORT, '--host': '127.0.0.1', '--json': false });
     expect(DEFAULT_VIEW_PORT).toBe(7878);
   });
 

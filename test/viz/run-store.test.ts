@@ -49,8 +49,8 @@ describe('RunStore', () => {
     expect((await store.loadRun('ioi-small')).data.dataset.kind).toBe('greater-than');
   });
 
-  it('loads faithfulness as an array', async () => {
+  it('loads faithfulness as a list of curves', async () => {
     const f = await store.loadFaithfulness('gpt2-small');
-    expect(f.data.map((c) => c.method)).toEqual(['atp', 'atp*', 'relp']);
+    expect(f.data.curves.map((c) => c.method)).toEqual(['atp', 'atp*', 'relp']);
   });
 });

@@ -2,15 +2,18 @@
  * `relp circuit`: edge attribution (EAP / EAP-RelP / EAP-IG / exact), circuit selection,
  * faithfulness curves and export.
  *
- *   relp circuit [--model DIR] (--task ioi [--n N] [--seed S] | --dataset FILE)
+ *   relp circuit [--model DIR] [--task ioi [--n N] [--seed S] | --dataset FILE]
  *     --method eap|eap-relp|eap-ig|exact[,more] [--rules P] [--ig-steps k]
  *     [--edges N | --threshold T] [--selection topn|greedy] [--ablation corrupt|mean|zero] --out DIR
+ *     [--force] [--json]
  *
- * Writes DIR/circuit.json and DIR/faithfulness.json; prints a JSON summary on stdout (progress and
- * notes go to stderr).
+ * Writes DIR/circuit.json and DIR/faithfulness.json; prints a human summary on stdout (or one JSON
+ * object with --json); progress and notes go to stderr. The prompts are the same as `relp patch`
+ * draws for the same --task/--n/--seed, so both can share a run folder.
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from '../shared.ts';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
 import type { EdgeGradMethod } from '../../sweeps/plan.ts';
 import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
@@ -22,13 +25,15 @@ import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges } from '../../circuits/prune.ts';
 import { edgeCountFormula } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
-import { toPatchingData, type PatchingData } from '../../patching/data.ts';
+import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
 import { resolveRules } from '../../rules/rules.ts';
-import { generateIoi, groupByLength } from '../../tasks/ioi.ts';
-import { loadJsonlDataset } from '../../tasks/jsonl.ts';
-import type { PromptPair } from '../../tasks/types.ts';
-import { addTokenizerOptions, checkUnknownPairs, cliTokenizer } from '../shared.ts';
+import { groupByLength } from '../../tasks/ioi.ts';
+import { datasetTask, loadDataset } from '../../tasks/dataset.ts';
+import { makeProvenance, type Provenance } from '../../contracts/provenance.ts';
+import { prepareRunFolder } from '../../contracts/run-folder.ts';
+import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec } from '../shared.ts';
+import { num } from '../output.ts';
 
 /** Parsed options of `relp circuit`. */
 export interface CircuitCommandOptions {
@@ -61,9 +66,13 @@ export interface CircuitCommandOptions {
   shardEdges?: number;
   /** Prompt pairs per EAP / EAP-RelP / EAP-IG shard (with --workers or --queue). */
   shardPrompts?: number;
+  /** Start a new run in `out` even if it holds results for other prompts. */
+  force?: boolean;
+  json?: boolean;
 }
 
-function positiveInt(name: string) {
+/** A positive-integer option parser that names its flag (the sharding options). */
+function positiveIntFlag(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
@@ -87,46 +96,33 @@ function methodList(v: string): EdgeMethod[] {
   }
 }
 
-/**
- * Pairs for the IOI task: generate, group by token length, and keep the first `n` of the largest
- * group (every prompt of a run must have one length). Generates extra pairs so `n` usually survive.
- */
-export function ioiPairs(tokenizer: Parameters<typeof generateIoi>[0], n: number, seed: number, corruption: 'abc' | 'swap'): PromptPair[] {
-  const pairs = generateIoi(tokenizer, { n: Math.max(4 * n, 64), seed, corruption });
-  const groups = groupByLength(pairs).sort((a, b) => b.pairs.length - a.pairs.length);
-  const best = groups[0];
-  if (best.pairs.length < n) process.stderr.write(`relp circuit: only ${best.pairs.length} IOI prompts share one token length (${best.length}); using them\n`);
-  return best.pairs.slice(0, n);
-}
-
 /** Run the command (also called by tests). Returns the summary printed to stdout. */
-export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Record<string, unknown>> {
-  if ((opts.task === undefined) === (opts.dataset === undefined)) throw new Error('give exactly one of --task ioi or --dataset FILE');
-  if (opts.task !== undefined && opts.task !== 'ioi') throw new Error(`unknown task "${opts.task}" (only "ioi"; use --dataset FILE for others)`);
+export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<CircuitSummary> {
+  const spec = datasetSpec(opts);
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
   if (opts.method.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
   const loaded = await loadModelWithTokenizer(opts.model);
   const { model } = loaded;
   const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
-    let data: PatchingData;
-    if (opts.dataset) {
-      const pairs = loadJsonlDataset(opts.dataset, tokenizer);
-      checkUnknownPairs(tokenizer, pairs, opts.strict);
+    // The same pairs `relp patch` draws for these options (one implementation: tasks/dataset.ts).
+    const pairs = loadDataset(tokenizer, spec);
+    checkUnknownPairs(tokenizer, pairs, opts.strict);
+    if (spec.kind === 'jsonl') {
       const groups = groupByLength(pairs);
       if (groups.length > 1) {
-        throw new Error(`${opts.dataset}: prompts tokenize to ${groups.length} different lengths (${groups.map((g) => `${g.length}: ${g.pairs.length}`).join(', ')}); a circuit run needs one length`);
+        throw new Error(`${spec.path}: prompts tokenize to ${groups.length} different lengths (${groups.map((g) => `${g.length}: ${g.pairs.length}`).join(', ')}); a circuit run needs one length`);
       }
-      data = toPatchingData(pairs);
-    } else {
-      const pairs = ioiPairs(tokenizer, opts.n, opts.seed, opts.corruption);
-      checkUnknownPairs(tokenizer, pairs, opts.strict);
-      data = toPatchingData(pairs);
     }
+    const data = toPatchingData(pairs);
+    const { task: taskName, seed } = datasetTask(spec);
+    const provenance = makeProvenance(taskName, seed, pairs, model);
+    // Refuse before any compute when the folder holds another run.
+    prepareRunFolder(opts.out, provenance, { force: opts.force });
     let referenceHeads: HeadRef[] | undefined;
     let referenceSource: string | null = null;
     const ref = opts.reference;
-    if (ref === 'gpt2-ioi' || (ref === 'auto' && opts.task === 'ioi' && isGpt2SmallShape(model.cfg))) {
+    if (ref === 'gpt2-ioi' || (ref === 'auto' && spec.kind === 'ioi' && isGpt2SmallShape(model.cfg))) {
       referenceHeads = gpt2SmallIoiHeads();
       referenceSource = 'gpt2-small IOI heads (Wang et al. 2022)';
     } else if (ref === 'patching' || ref === 'auto') {
@@ -176,8 +172,9 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
     });
     const scores: Record<string, Float32Array> = {};
     for (const m of opts.method) scores[m] = run.scores[m]!.scores;
-    const task = opts.task ?? opts.dataset!;
+    const task = taskName;
     const circuit = circuitToJson({
+      provenance,
       graph: run.graph,
       mask: run.mask,
       scores,
@@ -203,6 +200,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Re
     const paths = writeCircuitFiles(opts.out, circuit, run.curves);
     return {
       out: paths,
+      provenance,
       prompts: data.clean.length,
       edges_total: run.graph.nEdges,
       circuit_edges: countEdges(run.mask),
@@ -222,16 +220,12 @@ export function register(program: Command): void {
   const cmd = program
     .command('circuit')
     .description('Find a circuit by edge attribution (EAP, EAP-RelP, EAP-IG or exact edge patching) and measure its faithfulness')
-    .option('--model <dir>', 'model folder (default: the embedded IOI model)')
-    .option('--task <name>', 'built-in task: ioi')
-    .option('--n <n>', 'number of prompts for --task', positiveInt('--n'), 32)
-    .option('--seed <s>', 'dataset seed for --task', positiveInt('--seed'), 1)
-    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'))
-    .option('--dataset <file>', 'JSONL prompt pairs {clean, corrupt, answer, wrong} of one token length')
+    .option('--model <dir>', 'model folder (default: the embedded IOI model)');
+  addDatasetOptions(cmd)
     .requiredOption('--method <list>', `edge scoring method(s), comma-separated: ${EDGE_METHODS.join(', ')}; the first selects the circuit`, methodList)
     .option('--rules <preset>', 'LRP rule preset for eap-relp', 'relp')
-    .option('--ig-steps <k>', 'interpolation steps for eap-ig', positiveInt('--ig-steps'), 5)
-    .option('--edges <n>', 'circuit size in edges (default 5% of all edges)', positiveInt('--edges'))
+    .option('--ig-steps <k>', 'interpolation steps for eap-ig', positiveInt, 5)
+    .option('--edges <n>', 'circuit size in edges (default 5% of all edges)', positiveInt)
     .option('--threshold <t>', 'keep edges with |score| ≥ t instead of a fixed count', nonNegativeNumber)
     .addOption(new Option('--selection <how>', 'how a fixed-size circuit is chosen').choices(['topn', 'greedy']).default('topn'))
     .option('--ablation <kind>', 'what edges outside the circuit carry: corrupt, mean or zero', (v: string) => {
@@ -241,17 +235,44 @@ export function register(program: Command): void {
         throw new InvalidArgumentError((e as Error).message);
       }
     }, 'corrupt')
-    .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt('--curve-points'), 10)
+    .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt, 10)
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
     .option('--no-progress', 'no progress bar on stderr')
-    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt('--workers'))
+    .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
+    .option('--json', 'print one JSON object instead of the summary', false)
+    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveIntFlag('--workers'))
     .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
-    .option('--shard-edges <n>', 'exact: edges per shard', positiveInt('--shard-edges'), 64)
-    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt('--shard-prompts'), 8);
+    .option('--shard-edges <n>', 'exact: edges per shard', positiveIntFlag('--shard-edges'), 64)
+    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveIntFlag('--shard-prompts'), 8);
   addTokenizerOptions(cmd)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
-      process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
+      process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + '\n' : formatCircuitSummary(summary));
     });
+}
+
+/** The summary {@link runCircuitCommand} returns (`--json` prints it). */
+export interface CircuitSummary {
+  out: { circuit: string; faithfulness: string };
+  provenance: Provenance;
+  prompts: number;
+  edges_total: number;
+  circuit_edges: number;
+  circuit_recovered: number;
+  methods: Record<string, { auc: number; edges_for_80: number | null; seconds: { scoring: number; curve: number }; head_auc: number | null }>;
+  reference_recovered: number | null;
+}
+
+/** The human summary of a circuit run. */
+export function formatCircuitSummary(s: CircuitSummary): string {
+  const lines = [
+    `circuit: ${s.circuit_edges} of ${s.edges_total} edges on ${s.prompts} prompts (task ${s.provenance.task}${s.provenance.seed === null ? '' : `, seed ${s.provenance.seed}`}); recovers ${num(s.circuit_recovered)} of the metric`,
+    '',
+    `${'method'.padEnd(10)} ${'AUC'.padStart(7)} ${'edges→80%'.padStart(10)} ${'head AUC'.padStart(9)} ${'seconds'.padStart(8)}`,
+    ...Object.entries(s.methods).map(([m, r]) => `${m.padEnd(10)} ${num(r.auc).padStart(7)} ${String(r.edges_for_80 ?? '–').padStart(10)} ${num(r.head_auc).padStart(9)} ${num(r.seconds.scoring + r.seconds.curve, 1).padStart(8)}`),
+  ];
+  if (s.reference_recovered !== null) lines.push('', `reference heads' circuit recovers ${num(s.reference_recovered)}`);
+  lines.push('', `wrote ${s.out.circuit} and ${s.out.faithfulness}`);
+  return lines.join('\n') + '\n';
 }

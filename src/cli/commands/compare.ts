@@ -1,10 +1,12 @@
-/** `relp compare`: method-vs-activation correlation tables of a run. */
+/** `relp compare`: method-vs-activation correlation tables of a run, and its circuit methods. */
 import type { Command } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
-import { readRunFile } from '../../patching/run-file.ts';
+import { readRunFile } from '../../contracts/run.ts';
+import { readFaithfulnessFile } from '../../contracts/faithfulness.ts';
 import { printJson } from '../shared.ts';
+import { num } from '../output.ts';
 
 export function register(program: Command): void {
   program
@@ -13,16 +15,17 @@ export function register(program: Command): void {
     .argument('<dir>', 'run folder (holding run.json)')
     .option('--json', 'print one JSON object', false)
     .action((dir: string, o: { json: boolean }) => {
+      // Both files go through the contracts' readers: a corrupt or unknown-version file is refused
+      // with the file, the field and the problem named.
       const run = readRunFile(dir);
       const table = correlationTable(run.scores);
       const faithPath = join(dir, 'faithfulness.json');
-      const faith = existsSync(faithPath) ? (JSON.parse(readFileSync(faithPath, 'utf8')) as unknown) : undefined;
-      if (o.json) return printJson({ rules: run.rules ?? null, metric: run.metric, correlations: table, circuits: faith ?? null });
+      const faith = existsSync(faithPath) ? readFaithfulnessFile(faithPath) : undefined;
+      if (o.json) return printJson({ rules: run.rules ?? null, metric: run.metric, provenance: run.provenance, correlations: table, circuits: faith?.curves ?? null });
       process.stdout.write(formatCorrelationTable(table, `${dir}: correlation with activation patching — Pearson r (Spearman ρ); relp rules: ${run.rules ?? '-'}`) + '\n');
-      if (Array.isArray(faith) || (faith && typeof faith === 'object')) {
-        const list = (Array.isArray(faith) ? faith : [faith]) as { method: string; auc: number; full: number; empty: number }[];
+      if (faith) {
         process.stdout.write('\ncircuit methods (faithfulness AUC):\n');
-        for (const f of list) process.stdout.write(`  ${String(f.method).padEnd(10)} auc ${Number(f.auc).toFixed(3)}  (m(full) ${Number(f.full).toFixed(3)}, m(empty) ${Number(f.empty).toFixed(3)})\n`);
+        for (const f of faith.curves) process.stdout.write(`  ${f.method.padEnd(10)} auc ${num(f.auc)}  (m(full) ${num(f.full)}, m(empty) ${num(f.empty)})\n`);
       }
     });
 }

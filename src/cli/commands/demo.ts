@@ -10,7 +10,8 @@ import { runSweep } from '../../patching/sweep.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { ioiSameLength } from '../../tasks/dataset.ts';
 import type { RunFile } from '../../patching/run-file.ts';
-import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, setup, type TokenizerCliOptions } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
+import { num } from '../output.ts';
 
 /** The top heads of a run's `activation` z grid, by |score|. */
 export function topHeads(run: RunFile, k = 10): { head: string; score: number }[] {
@@ -36,9 +37,11 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run folder (default runs/demo-<timestamp>)')
     .option('--no-serve', 'stop after the run is written')
     .option('--port <p>', 'viewer port', integer, 7878)
-    .option('--host <h>', 'viewer host', '127.0.0.1');
+    .option('--host <h>', 'viewer host', '127.0.0.1')
+    .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
+    .option('--json', 'print one JSON object (with --no-serve) instead of the summary', false);
   addTokenizerOptions(cmd)
-    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; corruption: 'swap' | 'abc'; out?: string; serve: boolean; port: number; host: string }) => {
+    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; corruption: 'swap' | 'abc'; out?: string; serve: boolean; port: number; host: string; force: boolean; json: boolean }) => {
       const t0 = performance.now();
       const out = resolve(o.out ?? `runs/demo-${stamp()}`);
       const loaded = await setup(o.model);
@@ -52,15 +55,23 @@ export function register(program: Command): void {
         out,
         progress: barProgress,
         dataset: { kind: 'ioi', seed: o.seed, corruption: o.corruption },
+        force: o.force,
       });
       loaded.model.dispose();
+      const table = correlationTable(run.scores);
+      if (o.json) {
+        printJson({ run: `${out}/run.json`, provenance: run.provenance, metric: run.metric, correlations: table, top_heads: topHeads(run), timings: run.timings });
+        if (!o.serve) return;
+      }
       const say = (s: string) => process.stdout.write(s + '\n');
-      say(`\nlogit difference: clean ${run.metric.clean.toFixed(3)}, corrupt ${run.metric.corrupt.toFixed(3)} (normalised: clean = 1, corrupt = 0)`);
-      say('\n' + formatCorrelationTable(correlationTable(run.scores), 'Correlation with activation patching, Pearson r (Spearman ρ); RelP rules: relp (LN + Identity + Half)'));
-      say('\nTop heads by activation patching (z, normalised logit difference recovered):');
-      for (const { head, score } of topHeads(run)) say(`  head ${head.padEnd(6)} ${score.toFixed(3).padStart(7)}`);
-      say(`\ntimings: ${Object.entries(run.timings).map(([m, s]) => `${m} ${s.toFixed(2)} s`).join(', ')}; total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      say(`run written to ${out}/run.json`);
+      if (!o.json) {
+        say(`\nlogit difference: clean ${num(run.metric.clean)}, corrupt ${num(run.metric.corrupt)} (normalised: clean = 1, corrupt = 0)`);
+        say('\n' + formatCorrelationTable(table, 'Correlation with activation patching, Pearson r (Spearman ρ); RelP rules: relp (LN + Identity + Half)'));
+        say('\nTop heads by activation patching (z, normalised logit difference recovered):');
+        for (const { head, score } of topHeads(run)) say(`  head ${head.padEnd(6)} ${score.toFixed(3).padStart(7)}`);
+        say(`\ntimings: ${Object.entries(run.timings).map(([m, s]) => `${m} ${s.toFixed(2)} s`).join(', ')}; total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        say(`run written to ${out}/run.json`);
+      }
       if (!o.serve) return;
       const { startViewer } = await import('../../viz/server.ts');
       const viewer = await startViewer({ runsDir: dirname(out), port: o.port, host: o.host });

@@ -7,36 +7,11 @@ import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
-import { loadDataset, type DatasetSpec } from '../../tasks/dataset.ts';
-import type { IoiCorruption } from '../../tasks/ioi.ts';
+import { datasetRecord, loadDataset } from '../../tasks/dataset.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
-import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, setup, type TokenizerCliOptions } from '../shared.ts';
-
-/** Options shared by commands that take a dataset. */
-export interface DatasetCliOptions {
-  task?: string;
-  dataset?: string;
-  n: number;
-  seed: number;
-  corruption: IoiCorruption;
-}
-
-/** Add --task/--dataset/--n/--seed/--corruption to a command. */
-export function addDatasetOptions(cmd: Command, defaultN = 32): Command {
-  return cmd
-    .addOption(new Option('--task <task>', 'built-in task').choices(['ioi']))
-    .option('--dataset <file.jsonl>', 'JSONL dataset: one {"clean","corrupt","answer","wrong"} per line')
-    .option('--n <n>', 'number of IOI prompt pairs', positiveInt, defaultN)
-    .option('--seed <s>', 'seed of the IOI generator', integer, 0)
-    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'));
-}
-
-/** Resolve --task / --dataset into a dataset spec (IOI by default). */
-export function datasetSpec(o: DatasetCliOptions): DatasetSpec {
-  if (o.task && o.dataset) throw new Error('give either --task or --dataset, not both');
-  if (o.dataset) return { kind: 'jsonl', path: o.dataset };
-  return { kind: 'ioi', n: o.n, seed: o.seed, corruption: o.corruption };
-}
+import { parseComponents } from '../../patching/components.ts';
+import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, positiveInt, printJson, setup, type DatasetCliOptions, type TokenizerCliOptions } from '../shared.ts';
+import { num } from '../output.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -45,7 +20,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
   addTokenizerOptions(addDatasetOptions(cmd))
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
-    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern, every', 'resid_pre,attn_out,mlp_out')
+    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', 'resid_pre,attn_out,mlp_out')
     .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default('relp'))
     .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default('denoising'))
     .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
@@ -55,18 +30,23 @@ export function register(program: Command): void {
     .option('--queue <url>', 'run the shards on `relp worker` processes through BullMQ: redis://HOST:PORT/NAME')
     .option('--shard-layers <n>', 'layers per activation-patching shard', positiveInt, 1)
     .option('--shard-prompts <n>', 'prompt pairs per AtP/AtP*/RelP shard', positiveInt, 8)
-    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; workers?: number; queue?: string; shardLayers: number; shardPrompts: number }) => {
+    .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
+    .option('--json', 'print one JSON object instead of the summary', false)
+    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; workers?: number; queue?: string; shardLayers: number; shardPrompts: number; force: boolean; json: boolean }) => {
       const methods = parseMethods(o.methods);
+      const components = parseComponents(o.components);
       if (o.queue && o.workers !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
+      const spec = datasetSpec(o);
       const ref = modelRef(o.model);
       // An HF id that is not a folder here is downloaded (workers do the same).
       const loaded = await setup(ref === 'embedded' ? undefined : await modelDir(ref));
-      const spec = datasetSpec(o);
       const pairs = loadDataset(cliTokenizer(loaded.tokenizer, o), spec);
       checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
-      const { run } = await runShardedSweep(loaded, ref, pairs, {
+      // Say what a group name expanded to: `every` must not look like the default.
+      process.stderr.write(`relp: components ${components.join(', ')}\n`);
+      const { run, stats } = await runShardedSweep(loaded, ref, pairs, {
         methods,
-        components: o.components,
+        components,
         rules: o.rules,
         direction: o.direction,
         metric: o.metric,
@@ -77,13 +57,23 @@ export function register(program: Command): void {
         queue: o.queue,
         layersPerShard: o.shardLayers,
         promptsPerShard: o.shardPrompts,
-        dataset: spec.kind === 'ioi' ? { kind: 'ioi', seed: spec.seed, corruption: spec.corruption } : { kind: 'jsonl', source: spec.path },
+        dataset: datasetRecord(spec),
+        force: o.force,
       });
       loaded.model.dispose();
-      process.stderr.write(`relp: ${pairs.length} pairs, metric ${run.metric.name}: clean ${run.metric.clean.toFixed(4)}, corrupt ${run.metric.corrupt.toFixed(4)}\n`);
-      if (run.scores.activation && Object.keys(run.scores).length > 1) {
-        process.stderr.write(formatCorrelationTable(correlationTable(run.scores), `correlation with activation patching (relp rules: ${run.rules ?? '-'})`) + '\n');
+      const path = `${o.out}/run.json`;
+      const table = run.scores.activation && Object.keys(run.scores).length > 1 ? correlationTable(run.scores) : null;
+      if (o.json) {
+        const resumed = { shards: stats.resumed, of: stats.shards, units: stats.resumedWork, totalUnits: stats.totalWork };
+        return printJson({ run: path, provenance: run.provenance, pairs: pairs.length, components, metric: run.metric, resumed, timings: run.timings, correlations: table });
       }
-      process.stdout.write(`${o.out}/run.json\n`);
+      const say = (s: string) => process.stdout.write(s + '\n');
+      if (stats.resumed > 0) {
+        say(`resumed from ${o.out}/progress.json: reused ${stats.resumed} of ${stats.shards} shards (${stats.resumedWork} of ${stats.totalWork} units: activation cells, prompts × components), computed ${stats.computed}`);
+      }
+      say(`${pairs.length} pairs (task ${run.provenance.task}${run.provenance.seed === null ? '' : `, seed ${run.provenance.seed}`}), metric ${run.metric.name}: clean ${num(run.metric.clean, 4)}, corrupt ${num(run.metric.corrupt, 4)}`);
+      say(`components: ${components.join(', ')}; methods: ${methods.join(', ')}`);
+      if (table) say('\n' + formatCorrelationTable(table, `correlation with activation patching (relp rules: ${run.rules ?? '-'})`) + '\n');
+      say(`run written to ${path}`);
     });
 }

@@ -22,6 +22,8 @@ export function parsePort(value: string): number {
 export interface ViewOptions {
   port: number;
   host: string;
+  /** Print `{"url": ...}` instead of the bare URL. */
+  json?: boolean;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function runView(runsDir: string, opts: ViewOptions, out: NodeJS.Wr
     process.stderr.write(`relp view: warning: binding ${opts.host} makes your runs readable by other machines on the network\n`);
   }
   const viewer = await startViewer({ runsDir, port: opts.port, host: opts.host });
-  out.write(`${viewer.url}\n`);
+  out.write(opts.json ? `${JSON.stringify({ url: viewer.url, runsDir })}\n` : `${viewer.url}\n`);
   process.stderr.write(`relp view: serving ${runsDir} (read-only); press Ctrl+C to stop\n`);
   return viewer;
 }
@@ -46,6 +48,7 @@ export function register(program: Command): void {
     .argument('[RUNS_DIR]', 'directory holding <run-id>/run.json (and circuit.json, faithfulness.json)', 'runs')
     .option('-p, --port <port>', `TCP port (0 = any free port)`, parsePort, DEFAULT_VIEW_PORT)
     .option('--host <host>', 'interface to bind (default loopback only)', '127.0.0.1')
+    .option('--json', 'print one JSON object {"url", "runsDir"} instead of the URL', false)
     .action(async (runsDir: string, opts: ViewOptions) => {
       const viewer = await runView(runsDir, opts);
       const stop = () => {

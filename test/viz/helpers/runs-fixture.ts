@@ -14,7 +14,8 @@ import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { syntheticRun, writeSyntheticRun } from '../../../src/viz/synthetic-run.ts';
-import type { CircuitFile, RunFile } from '../../../src/viz/types.ts';
+import type { CircuitFile } from '../../../src/contracts/circuit.ts';
+import type { RunFile } from '../../../src/contracts/run.ts';
 
 /** A marker that must never appear in any response. */
 export const SECRET = 'TOP-SECRET-7f3a9c-do-not-serve';

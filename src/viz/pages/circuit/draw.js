@@ -33,7 +33,8 @@ export const FADED_ALPHA = 0.06;
  */
 export function edgeBuckets(s) {
   const pos = Array.from({ length: N_BUCKETS }, () => []);
-  const neg = Array.from({ length: N_BUCKETS }, () => []);
+  const neg = Array.from({ length: N_BUCKETS }, () => /** @type {number[]} */ ([]));
+  /** @type {number[]} */
   const faded = [];
   const max = s.ms.maxAbs || 1;
   for (let i = s.kept.length - 1; i >= 0; i--) {

@@ -3,11 +3,7 @@
  * one line per method, with the AUC in the legend and a marker at the current edge count.
  *
  * Props (`/api/runs/:id/faithfulness`):
- * @typedef {Object} FaithfulnessCurve
- * @property {string} method
- * @property {string} [ablation] "corrupt" | "mean" | "zero"
- * @property {{edges: number, fraction_edges?: number, recovered: number}[]} curve
- * @property {number} [auc]
+ * @typedef {import('../../../contracts/faithfulness.ts').FaithfulnessCurve} FaithfulnessCurve
  *
  * @typedef {Object} FaithfulnessProps
  * @property {FaithfulnessCurve[]} curves
@@ -73,5 +69,8 @@ export function renderFaithfulness(el, props) {
   }
   el.replaceChildren(h('h3', {}, 'Faithfulness'), root, ...legend);
   // Swatch colours via CSSOM (allowed under the strict CSP, unlike style attributes).
-  el.querySelectorAll('.swatch[data-color]').forEach((s) => (s.style.background = s.dataset.color));
+  el.querySelectorAll('.swatch[data-color]').forEach((s) => {
+    const sw = /** @type {HTMLElement} */ (s);
+    sw.style.background = sw.dataset.color ?? '';
+  });
 }

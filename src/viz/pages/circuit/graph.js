@@ -3,28 +3,11 @@
  * edges kept by a |score| threshold (a binary search over a per-method sort), the paths through
  * pinned nodes, and the exportable subgraph. Pure functions, no DOM: unit-tested directly.
  *
- * Input is circuit.json (see src/viz/types.ts `CircuitFile`):
- * @typedef {Object} CircuitNode
- * @property {string} node_id "input" | "a3.h1" | "m2" | "logits" (position-resolved ids may carry a suffix)
- * @property {number} layer
- * @property {number | null} ctx_idx token position, or null when summed over positions
- * @property {'embedding'|'attention'|'mlp'|'logits'} feature_type
- * @property {number} [head]
- * @property {number} [influence]
- * @property {Record<string, number|null>} [scores]
- *
- * @typedef {Object} CircuitLink
- * @property {string} source node_id
- * @property {string} target node_id
- * @property {'q'|'k'|'v'|null} [target_input]
- * @property {number} weight score of metadata.method
- * @property {Record<string, number|null>} [scores] method -> score
- *
- * @typedef {Object} CircuitFile
- * @property {{method?: string, methods?: string[], [k: string]: any}} metadata
- * @property {CircuitNode[]} nodes
- * @property {CircuitLink[]} links
- * @property {{pinnedIds?: string[], pruningThreshold?: number|null}} [qParams]
+ * Input is circuit.json; its types come from the contracts (src/contracts/circuit.ts, the one
+ * definition of the file):
+ * @typedef {import('../../../contracts/circuit.ts').CircuitFile} CircuitFile
+ * @typedef {import('../../../contracts/circuit.ts').CircuitNode} CircuitNode
+ * @typedef {import('../../../contracts/circuit.ts').CircuitLink} CircuitLink
  *
  * @typedef {Object} Graph
  * @property {CircuitFile} circuit the source object
@@ -35,6 +18,7 @@
  * @property {Uint8Array} input [E] target input: 0 none, 1 q, 2 k, 3 v
  * @property {string[]} methods methods with edge scores
  * @property {string} defaultMethod metadata.method, else the first method
+ * @property {Map<string, MethodScores>} _cache per-method sorted scores, built on first use by {@link methodScores}
  */
 
 /** Codes of `target_input` in {@link Graph.input}. */
@@ -255,6 +239,10 @@ export function exportSubgraph(g, state) {
   }
   linkIdx.sort((a, b) => a - b);
   return {
+    // The subgraph is a circuit.json of the same run: it keeps the source's version and provenance.
+    version: g.circuit.version,
+    written_by: g.circuit.written_by,
+    provenance: g.circuit.provenance,
     metadata: { ...g.circuit.metadata, viewer: { method: state.method, threshold: state.threshold, pins: state.pins, subgraph: paths ? 'paths through pinned nodes' : 'edges with |score| ≥ threshold' } },
     nodes: [...nodeSet].sort((a, b) => a - b).map((n) => g.nodes[n]),
     links: linkIdx.map((e) => g.circuit.links[e]),

@@ -4,7 +4,7 @@
  * frame at most). The state (method, threshold, pins) lives in the URL query.
  */
 import { ApiError, getJson, pageRunId, runApi } from '../shared/api.js';
-import { h, showError } from '../shared/dom.js';
+import { byId, h, showError } from '../shared/dom.js';
 import { fmt } from '../shared/format.js';
 import { drawScene } from './draw.js';
 import { download, sceneToSvg } from './export.js';
@@ -20,7 +20,7 @@ const STEPS = 1000;
 /** Edges shown when neither the URL nor the file says which threshold to use. */
 const DEFAULT_TOP_EDGES = 300;
 
-const root = document.getElementById('circuit');
+const root = byId('circuit');
 const runId = pageRunId();
 
 /**
@@ -52,6 +52,7 @@ async function main() {
 
   // ---- state, restored from the URL (else from the file's qParams) ----
   const url = parseState(location.search);
+  /** @type {{method: string, threshold: number, pins: string[]}} */
   const state = { method: graph.defaultMethod, threshold: 0, pins: [] };
   if (url.method && graph.methods.includes(url.method)) state.method = url.method;
   else if (url.method) notices.push(`The URL asks for method "${url.method}", which this circuit does not have; showing ${state.method}.`);
@@ -118,7 +119,7 @@ async function main() {
   const recompute = () => {
     ms = methodScores(graph, state.method);
     kept = keptEdges(ms, state.threshold);
-    const pinIdx = state.pins.map((p) => graph.index.get(p));
+    const pinIdx = state.pins.map((p) => graph.index.get(p)).filter((k) => k !== undefined);
     paths = pinIdx.length ? pathsThrough(graph, kept, pinIdx) : null;
     if (hoverEdge >= 0 && !(Math.abs(ms.score[hoverEdge]) >= state.threshold)) hoverEdge = -1;
   };
@@ -165,6 +166,7 @@ async function main() {
     frame = requestAnimationFrame(() => {
       frame = 0;
       const ctx = canvas.getContext('2d');
+      if (!ctx) return;
       const dpr = window.devicePixelRatio || 1;
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       lastScene = { graph, layout, ms, kept, paths, matches, hoverNode, hoverEdge, cursorNode, width: cssW, height: cssH };

@@ -26,7 +26,7 @@
  * @param {CircuitNode} n
  */
 export function headOf(n) {
-  if (Number.isInteger(n.head)) return n.head;
+  if (typeof n.head === 'number' && Number.isInteger(n.head)) return n.head;
   const m = /\.h(\d+)/.exec(n.node_id);
   return m ? Number(m[1]) : 0;
 }

@@ -15,6 +15,7 @@
  * @returns {ViewState}
  */
 export function parseState(search) {
+  /** @type {ViewState} */
   const state = { method: null, threshold: null, pins: [] };
   const q = search.startsWith('?') ? search.slice(1) : search;
   for (const part of q.split('&')) {

@@ -35,7 +35,7 @@ export function tooltipContent(p) {
       h('div', {}, facts.join(' · ')),
       n.influence !== undefined ? h('div', {}, `influence ${fmt(n.influence)}`) : null,
       h('table', {}, ...scoreRows(n.scores)),
-    ].filter(Boolean);
+    ].filter((x) => x !== null);
   }
   const l = g.circuit.links[p.index];
   const input = INPUT_NAMES[g.input[p.index]];

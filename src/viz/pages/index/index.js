@@ -1,9 +1,9 @@
 /** Entry of the index page: fetch `/api/runs` and render the runs table. */
 import { getJson } from '../shared/api.js';
-import { showError } from '../shared/dom.js';
+import { byId, showError } from '../shared/dom.js';
 import { renderRunsTable } from './runs-table.js';
 
-const el = document.getElementById('runs');
+const el = byId('runs');
 try {
   const { runs } = await getJson('/api/runs');
   renderRunsTable(el, { runs });

@@ -3,16 +3,8 @@
  * below) with activation patching, laid out like Table 1 of the RelP paper. The best |r| per row
  * is bold.
  *
- * Props (`/api/runs/:id/correlations`):
- * @typedef {Object} CorrelationCell
- * @property {number | null} pearson
- * @property {number | null} spearman
- * @property {number} n cells compared
- *
- * @typedef {Object} CorrelationTableProps
- * @property {string} reference "activation"
- * @property {string[]} methods column order
- * @property {{component: string, cells: Record<string, CorrelationCell>}[]} rows
+ * Props (`/api/runs/:id/correlations`): the one correlation table of relp (src/patching/correlation.ts).
+ * @typedef {import('../../../patching/correlation.ts').CorrelationTable} CorrelationTableProps
  */
 import { h } from '../shared/dom.js';
 import { fmt } from '../shared/format.js';
@@ -49,5 +41,8 @@ export function renderCorrelationTable(el, props) {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'component'), ...props.methods.map((m) => h('th', { scope: 'col', class: 'num' }, m)))),
       h('tbody', {}, ...body),
     ),
+    // Same notes as the terminal table: undefined cells, and methods that score magnitudes.
+    ...(props.rows.some((r) => Object.values(r.cells).some((c) => c.pearson === null)) ? [h('p', { class: 'muted corr-note' }, '– : undefined (a constant method, or fewer than 3 finite cells)')] : []),
+    ...props.methods.filter((m) => props.notes[m]).map((m) => h('p', { class: 'muted corr-note', 'data-method': m }, `note: ${props.notes[m]}`)),
   );
 }

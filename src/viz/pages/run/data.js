@@ -2,13 +2,10 @@
  * Pure data shaping for the run page: score tensors -> heatmap grids, flat cells with hover text.
  * No DOM and no plotly here, so it is unit-tested directly.
  *
- * A score tensor (from run.json):
- * @typedef {Object} ScoreTensor
- * @property {('layer'|'head'|'pos')[]} axes ["layer","pos"] | ["layer","head"] | ["layer","head","pos"]
- * @property {number[]} shape [L, T] | [L, H] | [L, H, T]
- * @property {any[]} values nested arrays of `shape`; null = missing
+ * A score tensor of run.json (the contract's type):
+ * @typedef {import('../../../contracts/score-tensor.ts').ScoreTensor} ScoreTensor
  */
-import { COMPONENT_ORDER, METHOD_ORDER, orderBy, plotlyText, showToken } from '../shared/format.js';
+import { plotlyText, showToken } from '../shared/format.js';
 
 /**
  * A heatmap grid.
@@ -125,17 +122,21 @@ export function tensorToHeatmap(t, labels) {
 }
 
 /**
- * Methods of a run in display order.
- * @param {{scores: Record<string, Record<string, ScoreTensor>>}} run
+ * One colour scale for several heatmaps (all methods of one component), so equal colours mean
+ * equal scores across the panels: symmetric around 0 when any value is negative, else from 0.
+ * @param {ScoreTensor[]} tensors
+ * @returns {{absMax: number, signed: boolean}}
  */
-export function methodsOf(run) {
-  return orderBy(Object.keys(run.scores), METHOD_ORDER);
-}
-
-/**
- * Components of a run (union over methods) in display order.
- * @param {{scores: Record<string, Record<string, ScoreTensor>>}} run
- */
-export function componentsOf(run) {
-  return orderBy(Object.values(run.scores).flatMap((c) => Object.keys(c)), COMPONENT_ORDER);
+export function sharedScale(tensors) {
+  let absMax = 0;
+  let signed = false;
+  const walk = (/** @type {unknown} */ v) => {
+    if (Array.isArray(v)) for (const x of v) walk(x);
+    else if (typeof v === 'number' && Number.isFinite(v)) {
+      if (Math.abs(v) > absMax) absMax = Math.abs(v);
+      if (v < 0) signed = true;
+    }
+  };
+  for (const t of tensors) walk(t.values);
+  return { absMax, signed };
 }

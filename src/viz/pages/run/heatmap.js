@@ -4,9 +4,12 @@
  * Props:
  * @typedef {Object} HeatmapProps
  * @property {string} title e.g. "relp · resid_pre"
- * @property {import('./data.js').ScoreTensor} tensor [L, T] | [L, H] | [L, H, T]
+ * @property {import('../../../contracts/score-tensor.ts').ScoreTensor} tensor [L, T] | [L, H] | [L, H, T]
  * @property {string[]} labels tokens [T] for the position axis
+ * @property {{absMax: number, signed: boolean}} [scale] colour scale shared with the other heatmaps of the component (default: this tensor's own)
+ * @property {string} [scaleLabel] colour bar title, e.g. the metric name
  */
+import { plotly } from '../shared/dom.js';
 import { PLOTLY_DIVERGING, PLOTLY_SEQUENTIAL } from '../shared/colors.js';
 import { plotlyText } from '../shared/format.js';
 import { tensorToHeatmap } from './data.js';
@@ -23,7 +26,9 @@ export const PLOT_CONFIG = { displaylogo: false, responsive: false, modeBarButto
  */
 export async function renderHeatmap(el, props) {
   const d = tensorToHeatmap(props.tensor, props.labels);
-  const range = d.absMax > 0 ? d.absMax : 1;
+  const scale = props.scale ?? { absMax: d.absMax, signed: d.signed };
+  const range = scale.absMax > 0 ? scale.absMax : 1;
+  const signed = scale.signed;
   const trace = {
     type: 'heatmap',
     z: d.z,
@@ -31,11 +36,11 @@ export async function renderHeatmap(el, props) {
     y: d.z.map((_, r) => r),
     customdata: d.hover,
     hovertemplate: '%{customdata}<br>score %{z:.4g}<extra></extra>',
-    colorscale: d.signed ? PLOTLY_DIVERGING : PLOTLY_SEQUENTIAL,
-    zmin: d.signed ? -range : 0,
+    colorscale: signed ? PLOTLY_DIVERGING : PLOTLY_SEQUENTIAL,
+    zmin: signed ? -range : 0,
     zmax: range,
-    zmid: d.signed ? 0 : undefined,
-    colorbar: { thickness: 10, len: 0.9, tickfont: { size: 10 } },
+    zmid: signed ? 0 : undefined,
+    colorbar: { thickness: 10, len: 0.9, tickfont: { size: 10 }, ...(props.scaleLabel ? { title: { text: plotlyText(props.scaleLabel), side: 'right', font: { size: 10 } } } : {}) },
     hoverongaps: false,
   };
   const layout = {
@@ -45,5 +50,8 @@ export async function renderHeatmap(el, props) {
     yaxis: { tickmode: 'array', tickvals: d.yTickVals, ticktext: d.yText, autorange: 'reversed', tickfont: { size: 10 }, title: { text: '' } },
     font: { family: 'system-ui, sans-serif' },
   };
-  await window.Plotly.newPlot(el, [trace], layout, PLOT_CONFIG);
+  // The range drawn, for tests and for anyone comparing panels.
+  el.dataset.zmin = String(trace.zmin);
+  el.dataset.zmax = String(trace.zmax);
+  await plotly().newPlot(el, [trace], layout, PLOT_CONFIG);
 }

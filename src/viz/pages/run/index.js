@@ -4,33 +4,39 @@
  * the viewport, so a run with many components opens quickly.
  */
 import { ApiError, getJson, pageRunId, runApi } from '../shared/api.js';
-import { h, showError } from '../shared/dom.js';
+import { byId, h, plotly, showError } from '../shared/dom.js';
 import { renderCorrelationTable } from './correlation-table.js';
-import { componentsOf, methodsOf } from './data.js';
+import { sharedScale } from './data.js';
 import { renderHeatmap } from './heatmap.js';
 import { renderRunSummary } from './run-summary.js';
 import { renderMethodScatter } from './scatter.js';
 
-const root = document.getElementById('run');
+const root = byId('run');
 const id = pageRunId();
 
 /**
  * Draw one component section (heatmaps + scatter).
  * @param {HTMLElement} section
- * @param {any} run validated run.json
+ * @param {import('../../../contracts/run.ts').RunFile} run validated run.json
  * @param {string} component
- * @param {any} corr correlations API result
+ * @param {import('../../../patching/correlation.ts').CorrelationTable} corr correlations API result (with the display order)
  */
 async function drawSection(section, run, component, corr) {
-  const row = section.querySelector('.plot-row');
-  const methods = methodsOf(run).filter((m) => run.scores[m][component]);
+  const row = /** @type {HTMLElement} */ (section.querySelector('.plot-row'));
+  const methods = corr.order.methods.filter((m) => run.scores[m]?.[component]);
+  const tensorOf = (/** @type {string} */ m) => /** @type {import('../../../contracts/score-tensor.ts').ScoreTensor} */ (run.scores[m]?.[component]);
+  // One labelled colour scale for all heatmaps of this component, so panels compare by colour.
+  const scale = sharedScale(methods.map(tensorOf));
+  const scaleLabel = `${run.metric.name} (shared)`;
   for (const m of methods) {
-    const t = run.scores[m][component];
+    const t = tensorOf(m);
     const div = h('div', { class: `plot heatmap-plot${t.axes.length === 3 ? ' tall' : ''}`, 'data-method': m, 'data-component': component });
     row.appendChild(div);
-    await renderHeatmap(div, { title: `${m} · ${component}`, tensor: t, labels: run.labels });
+    const note = corr.notes[m] ? ' (magnitude)' : '';
+    await renderHeatmap(div, { title: `${m}${note} · ${component}`, tensor: t, labels: run.labels, scale, scaleLabel });
   }
   const ref = run.scores[corr.reference]?.[component];
+  if (!ref) return void (section.dataset.rendered = '1');
   const cells = corr.rows.find((r) => r.component === component)?.cells ?? {};
   const others = methods.filter((m) => m !== corr.reference && cells[m]);
   if (ref && others.length > 0) {
@@ -40,7 +46,7 @@ async function drawSection(section, run, component, corr) {
       component,
       reference: corr.reference,
       referenceTensor: ref,
-      methods: others.map((m) => ({ method: m, tensor: run.scores[m][component], pearson: cells[m].pearson, spearman: cells[m].spearman })),
+      methods: others.map((m) => ({ method: m, tensor: tensorOf(m), pearson: cells[m]?.pearson ?? null, spearman: cells[m]?.spearman ?? null })),
       labels: run.labels,
     });
   }
@@ -52,16 +58,16 @@ async function main() {
     root.replaceChildren(h('p', {}, 'This run has no run.json. ', h('a', { href: `/runs/${encodeURIComponent(id)}/circuit` }, 'Open its circuit.')));
     return;
   }
-  if (!window.Plotly) throw new ApiError(0, 'plotly.js did not load (/vendor/plotly.js)');
+  if (!plotly()) throw new ApiError(0, 'plotly.js did not load (/vendor/plotly.js)');
   const [run, corr] = await Promise.all([getJson(runApi(id)), getJson(runApi(id, 'correlations'))]);
-  const components = componentsOf(run);
+  const components = corr.order.components;
   const summary = h('div', { class: 'run-summary' });
   const table = h('div', { id: 'correlations' });
   root.replaceChildren(
     h('div', { class: 'run-top' }, h('section', {}, h('h2', {}, 'Run'), summary), h('section', {}, h('h2', {}, 'Agreement with activation patching'), table)),
     h('nav', { class: 'comp-nav', 'aria-label': 'components' }, ...components.map((c) => h('a', { href: `#comp-${c}` }, c))),
   );
-  renderRunSummary(summary, run);
+  renderRunSummary(summary, run, corr.order.methods);
   renderCorrelationTable(table, corr);
   const sections = components.map((c) => {
     const s = h('section', { class: 'component', id: `comp-${c}`, 'data-component': c }, h('h2', {}, c), h('div', { class: 'plot-row' }));

@@ -1,34 +1,31 @@
 /**
- * The run's metadata block: model, dataset, metric, rules, timings, date, first prompt pair.
+ * The run's metadata block: provenance, model, dataset, metric, rules, timings, date, first prompt pair.
  *
- * Props: the validated run.json (see src/viz/types.ts `RunFile`); fields used:
- * @typedef {Object} RunSummaryProps
- * @property {{path?: string, sha256?: string}} model
- * @property {{kind?: string, seed?: number, pairs: {clean: string, corrupt: string, answer: string, wrong: string}[]}} dataset
- * @property {{name?: string, clean?: number, corrupt?: number}} [metric]
- * @property {string} [rules] "relp" | "relp-ah" | "attnlrp"
- * @property {Record<string, number>} [timings] method -> seconds
- * @property {string} [created] ISO date
- * @property {string[]} labels tokens [T]
+ * Props: the validated run.json (the contract's RunFile, src/contracts/run.ts).
+ * @typedef {import('../../../contracts/run.ts').RunFile} RunFile
  */
 import { h } from '../shared/dom.js';
 import { fmt, formatDate, showToken } from '../shared/format.js';
-import { methodsOf } from './data.js';
 
 /**
  * Render the summary into `el` (replacing its content).
  * @param {HTMLElement} el
- * @param {RunSummaryProps & {scores: object}} run
+ * @param {RunFile} run
+ * @param {string[]} methods the run's methods in display order
  */
-export function renderRunSummary(el, run) {
+export function renderRunSummary(el, run, methods) {
+  /** @type {HTMLElement[]} */
   const rows = [];
-  const add = (k, v) => rows.push(h('dt', {}, k), h('dd', {}, v));
+  const add = (/** @type {string} */ k, /** @type {string | HTMLElement} */ v) => rows.push(h('dt', {}, k), h('dd', {}, v));
   add('model', run.model.path ?? '–');
-  if (run.model.sha256) add('sha256', h('code', {}, run.model.sha256.slice(0, 16) + '…'));
-  add('task', `${run.dataset.kind ?? '–'}${run.dataset.seed !== undefined ? ` (seed ${run.dataset.seed})` : ''}, ${run.dataset.pairs.length} prompt pair${run.dataset.pairs.length === 1 ? '' : 's'}`);
-  if (run.metric) add('metric', `${run.metric.name ?? '?'}: clean ${fmt(run.metric.clean)}, corrupt ${fmt(run.metric.corrupt)}`);
+  if (run.model.sha256) add('files sha256', h('code', {}, run.model.sha256.slice(0, 16) + '…'));
+  const p = run.provenance;
+  add('task', `${p.task}${p.seed !== null ? ` (seed ${p.seed})` : ''}, ${run.dataset.pairs.length} prompt pair${run.dataset.pairs.length === 1 ? '' : 's'}`);
+  add('prompts sha256', h('code', { id: 'dataset-hash' }, p.dataset_sha256.slice(0, 16) + '…'));
+  add('weights sha256', p.model_sha256 ? h('code', {}, p.model_sha256.slice(0, 16) + '…') : 'not recorded (older run file)');
+  add('metric', `${run.metric.name}: clean ${fmt(run.metric.clean)}, corrupt ${fmt(run.metric.corrupt)}`);
   if (run.rules) add('LRP rules', run.rules);
-  add('methods', methodsOf(run).map((m) => `${m}${run.timings?.[m] !== undefined ? ` (${fmt(run.timings[m], 3)} s)` : ''}`).join(', '));
+  add('methods', methods.map((m) => `${m}${run.timings?.[m] !== undefined ? ` (${fmt(run.timings[m], 3)} s)` : ''}`).join(', '));
   add('created', formatDate(run.created));
   add('tokens', run.labels.map((t, k) => `${k}:${showToken(t)}`).join(' '));
   const pair = run.dataset.pairs[0];

@@ -7,19 +7,20 @@
  * Props:
  * @typedef {Object} ScatterMethod
  * @property {string} method e.g. "relp"
- * @property {import('./data.js').ScoreTensor} tensor same shape as the reference tensor
+ * @property {import('../../../contracts/score-tensor.ts').ScoreTensor} tensor same shape as the reference tensor
  * @property {number | null} pearson r with the reference
  * @property {number | null} spearman ρ with the reference
  *
  * @typedef {Object} MethodScatterProps
  * @property {string} component e.g. "resid_pre"
  * @property {string} reference reference method, "activation"
- * @property {import('./data.js').ScoreTensor} referenceTensor
+ * @property {import('../../../contracts/score-tensor.ts').ScoreTensor} referenceTensor
  * @property {ScatterMethod[]} methods
  * @property {string[]} labels tokens [T]
  */
 import { fmt, plotlyText } from '../shared/format.js';
 import { methodColor } from '../shared/colors.js';
+import { plotly } from '../shared/dom.js';
 import { flattenCells } from './data.js';
 import { PLOT_CONFIG } from './heatmap.js';
 
@@ -78,5 +79,5 @@ export async function renderMethodScatter(el, props) {
     font: { family: 'system-ui, sans-serif' },
   };
   el.setAttribute('aria-label', `${props.component} scatter; ${stats.join('; ')}`);
-  await window.Plotly.newPlot(el, traces, layout, PLOT_CONFIG);
+  await plotly().newPlot(el, traces, layout, PLOT_CONFIG);
 }

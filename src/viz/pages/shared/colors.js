@@ -33,7 +33,7 @@ export function divergingRgb(v) {
   const f = t - k;
   const a = hexToRgb(DIVERGING_STOPS[k]);
   const b = hexToRgb(DIVERGING_STOPS[k + 1]);
-  return [0, 1, 2].map((i) => Math.round(a[i] + (b[i] - a[i]) * f));
+  return /** @type {[number, number, number]} */ ([0, 1, 2].map((i) => Math.round(a[i] + (b[i] - a[i]) * f)));
 }
 
 /**

@@ -4,12 +4,13 @@
  */
 
 /**
- * Create an element.
- * @param {string} tag
+ * Create an element (typed by its tag: `h('canvas')` is an HTMLCanvasElement).
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
  * @param {Record<string, string | number | boolean | EventListener | undefined>} [attrs]
  *   attributes; `on<event>` keys add listeners; `class` sets className; false/undefined skip.
  * @param {...(Node | string | number | null | undefined | false)} children text or nodes
- * @returns {HTMLElement}
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -44,4 +45,23 @@ export function append(el, ...children) {
  */
 export function showError(el, title, message) {
   el.replaceChildren(h('div', { class: 'error-box', role: 'alert', id: 'error' }, h('h2', {}, title), h('p', { class: 'error-message' }, message)));
+}
+
+/**
+ * The element with `id`, which the page shell always renders.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no #${id} element`);
+  return el;
+}
+
+/**
+ * The plotly.js global (loaded by the page shell from /vendor/plotly.js), or undefined.
+ * @returns {any}
+ */
+export function plotly() {
+  return /** @type {any} */ (window).Plotly;
 }

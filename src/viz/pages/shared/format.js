@@ -55,19 +55,3 @@ export function showToken(tok) {
 export function plotlyText(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
-
-/** Display order of known methods (others after, alphabetically). */
-export const METHOD_ORDER = ['activation', 'atp', 'atp*', 'relp'];
-/** Display order of known components (others after, alphabetically). */
-export const COMPONENT_ORDER = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern'];
-
-/**
- * Sort unique names by a preferred order; unknown names last, alphabetically.
- * @param {Iterable<string>} names
- * @param {string[]} order
- * @returns {string[]}
- */
-export function orderBy(names, order) {
-  const rank = (n) => (order.includes(n) ? order.indexOf(n) : order.length);
-  return [...new Set(names)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
-}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildGraph, countAtLeast, exportSubgraph, keptEdges, methodScores, pathsThrough, thresholdForTopK } from '../../../../src/viz/pages/circuit/graph.js';
 import { syntheticCircuit } from '../../../../src/viz/synthetic-run.ts';
-import type { CircuitFile } from '../../../../src/viz/types.ts';
+import type { CircuitFile } from '../../../../src/contracts/circuit.ts';
 
 const circuit = (): CircuitFile => JSON.parse(JSON.stringify(syntheticCircuit({ nLayers: 3, nHeads: 2, nPos: 4, seed: 5 })));
 

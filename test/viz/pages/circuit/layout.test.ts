@@ -37,7 +37,7 @@ describe('circuit layout', () => {
     expect(L.cols.map((col) => col.label)).toEqual(['"a"', '"b"', '"c"', '"d"']);
     const colW = (L.plot.right - L.plot.left) / 4;
     c.nodes.forEach((n, k) => {
-      if (n.ctx_idx === null) return;
+      if (n.ctx_idx === null || n.ctx_idx === undefined) return;
       expect(L.x[k]).toBeGreaterThan(L.plot.left + n.ctx_idx * colW);
       expect(L.x[k]).toBeLessThan(L.plot.left + (n.ctx_idx + 1) * colW);
     });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cellLabel, componentsOf, flattenCells, methodsOf, tensorToHeatmap } from '../../../../src/viz/pages/run/data.js';
+import { cellLabel, flattenCells, sharedScale, tensorToHeatmap } from '../../../../src/viz/pages/run/data.js';
 import { syntheticRun } from '../../../../src/viz/synthetic-run.ts';
 
 const labels = ['<|endoftext|>', 'When', ' Mary', ' <b>&'];
 
 describe('run page data', () => {
   it('turns a layer × pos tensor into a grid with token ticks and escaped hover text', () => {
-    const t = { axes: ['layer', 'pos'] as const, shape: [2, 4], values: [[1, -2, 3, null], [0.5, 0, -0.25, 4]] };
+    const t = { axes: ['layer', 'pos'] as ['layer', 'pos'], shape: [2, 4], values: [[1, -2, 3, null], [0.5, 0, -0.25, 4]] };
     const d = tensorToHeatmap(t, labels);
     expect(d.z).toEqual(t.values);
     expect(d.x).toEqual([0, 1, 2, 3]);
@@ -41,9 +41,10 @@ describe('run page data', () => {
     expect(cellLabel(['layer', 'head'], [1, 0], [])).toBe('layer 1 · head 0');
   });
 
-  it('orders methods and components', () => {
-    const run = syntheticRun({ nLayers: 1, nHeads: 1, nPos: 2, methods: ['relp', 'custom', 'activation', 'atp'] });
-    expect(methodsOf(run)).toEqual(['activation', 'atp', 'relp', 'custom']);
-    expect(componentsOf(run)).toEqual(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern']);
+  it('gives the heatmaps of one component one colour scale: the largest |score| of any method', () => {
+    const t = (values: (number | null)[][]) => ({ axes: ['layer', 'pos'] as ['layer', 'pos'], shape: [values.length, values[0]!.length], values });
+    // Hand-picked: max |.| over both tensors is 7 (from the second); one negative value makes it signed.
+    expect(sharedScale([t([[1, -2], [3, null]]), t([[7, 0], [0.5, 6]])])).toEqual({ absMax: 7, signed: true });
+    expect(sharedScale([t([[1, 2]]), t([[0, 5]])])).toEqual({ absMax: 5, signed: false });
   });
 });

@@ -3,7 +3,7 @@
  * run file gets a message a person can act on. V8's own messages do not always carry a position,
  * so on failure a small scanner finds where the syntax first goes wrong.
  */
-import { ViewerDataError } from './errors.ts';
+import { ContractError } from './errors.ts';
 
 /** 1-based line and column of a character offset in `text`. */
 export function lineColumn(text: string, offset: number): { line: number; column: number } {
@@ -60,6 +60,8 @@ export function findJsonErrorOffset(text: string): number {
     const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 64));
     if (!m || m[0] === '-' || m[0] === '') fail(i);
     i += m![0].length;
+    // A number cut short at its end (`1.`, `2e`) is a truncation, not a bad character.
+    if (i === text.length - 1 && '.eE'.includes(text[i]!)) fail(text.length);
   };
   const value = (): void => {
     ws();
@@ -112,21 +114,21 @@ export function findJsonErrorOffset(text: string): number {
 
 /**
  * Parse `text` as JSON.
- * @throws ViewerDataError 422 naming `fileLabel`, the line/column of the syntax error, and whether the
+ * @throws ContractError naming `fileLabel`, the line/column of the syntax error, and whether the
  *   file looks truncated (a partial write).
  */
 export function parseJsonText(text: string, fileLabel: string): unknown {
-  if (text.trim() === '') throw new ViewerDataError(422, `${fileLabel} is empty (a partial write?)`);
+  if (text.trim() === '') throw new ContractError(fileLabel, null, 'is empty (a partial write?)');
   try {
     return JSON.parse(text);
   } catch (err) {
     const off = findJsonErrorOffset(text);
-    if (off < 0) throw new ViewerDataError(422, `${fileLabel} is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}`);
+    if (off < 0) throw new ContractError(fileLabel, null, `is not valid JSON: ${err instanceof Error ? err.message.slice(0, 200) : String(err)}`);
     const { line, column } = lineColumn(text, off);
     if (off >= text.length) {
-      throw new ViewerDataError(422, `${fileLabel} is not valid JSON: it ends early at line ${line}, column ${column} (truncated or partially written?)`);
+      throw new ContractError(fileLabel, null, `is not valid JSON: it ends early at line ${line}, column ${column} (truncated or partially written?)`);
     }
     const ch = JSON.stringify(text[off]);
-    throw new ViewerDataError(422, `${fileLabel} is not valid JSON: unexpected ${ch} at line ${line}, column ${column}`);
+    throw new ContractError(fileLabel, null, `is not valid JSON: unexpected ${ch} at line ${line}, column ${column}`);
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { findJsonErrorOffset, lineColumn, parseJsonText } from '../../src/viz/parse-json.ts';
-import { ViewerDataError } from '../../src/viz/errors.ts';
+import { findJsonErrorOffset, lineColumn, parseJsonText } from '../../src/contracts/json-text.ts';
+import { ContractError } from '../../src/contracts/errors.ts';
 import { mulberry32 } from '../../src/models/state-dict.ts';
 
 describe('lineColumn', () => {
@@ -55,8 +55,8 @@ describe('parseJsonText', () => {
 
   it('names the file, line and column of a syntax error', () => {
     const err = catchErr(() => parseJsonText('{\n  "a": 1,\n  "b": }\n', 'runs/x/run.json'));
-    expect(err).toBeInstanceOf(ViewerDataError);
-    expect(err.status).toBe(422);
+    expect(err).toBeInstanceOf(ContractError);
+    expect(err.field).toBeNull();
     expect(err.message).toBe('runs/x/run.json is not valid JSON: unexpected "}" at line 3, column 8');
   });
 
@@ -70,11 +70,11 @@ describe('parseJsonText', () => {
   });
 });
 
-function catchErr(f: () => unknown): ViewerDataError {
+function catchErr(f: () => unknown): ContractError {
   try {
     f();
   } catch (e) {
-    return e as ViewerDataError;
+    return e as ContractError;
   }
   throw new Error('expected an error');
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { correlate, correlationTable, orderBy } from '../../src/viz/correlations.ts';
+import { correlate, correlationTable, formatCorrelationTable } from '../../src/patching/correlation.ts';
+import { orderBy } from '../../src/patching/names.ts';
 import { syntheticRun } from '../../src/viz/synthetic-run.ts';
 import { mulberry32 } from '../../src/models/state-dict.ts';
 
@@ -54,7 +55,7 @@ describe('correlate', () => {
 describe('correlationTable', () => {
   it('compares every method with activation per component, recomputed naively', () => {
     const run = syntheticRun({ nLayers: 3, nHeads: 2, nPos: 5, seed: 9 });
-    const table = correlationTable(run);
+    const table = correlationTable(run.scores);
     expect(table.reference).toBe('activation');
     expect(table.methods).toEqual(['atp', 'atp*', 'relp']);
     // q/k/v/pattern have no activation scores, so no rows.
@@ -72,14 +73,36 @@ describe('correlationTable', () => {
 
   it('is empty when there are no activation-patching scores', () => {
     const run = syntheticRun({ nLayers: 2, nHeads: 2, nPos: 3, methods: ['atp', 'relp'] });
-    expect(correlationTable(run).rows).toEqual([]);
+    expect(correlationTable(run.scores).rows).toEqual([]);
   });
 
-  it('skips components whose shapes differ from the reference', () => {
+  it('refuses a component whose shape differs from the reference (the run-file contract rejects such files)', () => {
     const run = syntheticRun({ nLayers: 2, nHeads: 2, nPos: 3, seed: 1 });
     run.scores.relp!.z = { axes: ['layer', 'head'], shape: [2, 1], values: [[1], [2]] };
-    const z = correlationTable(run).rows.find((r) => r.component === 'z')!;
-    expect(Object.keys(z.cells).sort()).toEqual(['atp', 'atp*']);
+    expect(() => correlationTable(run.scores)).toThrow(/relp\/z: shape \[2, 1\]/);
+  });
+
+  it('leaves out non-finite cells pairwise and reports a constant method as undefined, the same in the table and its text', () => {
+    // Hand-computed: activation [1, 2, 3, 4] vs atp [2, 4, 5, 4] with cell 3 missing (null) in atp:
+    // pairs (1,2), (2,4), (3,5): x̄ = 2, ȳ = 11/3; Sxy = (−1)(−5/3) + 0 + (1)(4/3) = 3;
+    // Sxx = 2, Syy = 25/9 + 1/9 + 16/9 = 42/9 → r = 3 / sqrt(2 · 42/9) = 3 / sqrt(84/9) = 9 / sqrt(84).
+    const t = (values: (number | null)[]) => ({ axes: ['layer', 'pos'] as ['layer', 'pos'], shape: [1, 4], values: [values] });
+    const table = correlationTable({ activation: { resid_pre: t([1, 2, 3, 4]) }, atp: { resid_pre: t([2, 4, 5, null]) }, relp: { resid_pre: t([7, 7, 7, 7]) } });
+    const cells = table.rows[0]!.cells;
+    expect(cells.atp!.n).toBe(3);
+    expect(cells.atp!.pearson!).toBeCloseTo(9 / Math.sqrt(84), 12);
+    expect(cells.atp!.spearman!).toBeCloseTo(1, 12); // ranks (1,2,3) vs (1,2,3)
+    expect(cells.relp).toEqual({ pearson: null, spearman: null, n: 4 });
+    const text = formatCorrelationTable(table, 't');
+    expect(text).toMatch(/resid_pre\s+0\.982 \( 1\.000\)\s+– \(\s+–\)/);
+    expect(text).toMatch(/note: – : undefined/);
+  });
+
+  it('lists every method and component of a run in the one display order', () => {
+    const run = syntheticRun({ nLayers: 2, nHeads: 2, nPos: 3, seed: 1, methods: ['relp', 'zz', 'activation', 'atp*', 'atp'] });
+    const table = correlationTable(run.scores);
+    expect(table.order.methods).toEqual(['activation', 'atp', 'atp*', 'relp', 'zz']);
+    expect(table.order.components).toEqual(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern']);
   });
 });
 

@@ -1,0 +1,31 @@
+/**
+ * Names of the patchable components and sweep methods, in the one display order every table,
+ * page and plot uses (tf-free, so the viewer server can import it).
+ */
+
+/** Names of the patchable components, in display order. */
+export const COMPONENT_NAMES = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern'] as const;
+/** A patchable component. */
+export type ComponentName = (typeof COMPONENT_NAMES)[number];
+
+/** The methods a sweep can run, in display order (activation patching, the reference, first). */
+export const SWEEP_METHODS = ['activation', 'atp', 'atp*', 'relp'] as const;
+/** A sweep method name. */
+export type SweepMethod = (typeof SWEEP_METHODS)[number];
+
+/** The method every other one is compared with. */
+export const REFERENCE_METHOD = 'activation';
+
+/** Display order of known components; others follow alphabetically. */
+export const COMPONENT_ORDER: readonly string[] = COMPONENT_NAMES;
+/** Display order of known methods; others follow alphabetically. */
+export const METHOD_ORDER: readonly string[] = SWEEP_METHODS;
+
+/** Sort unique names by a preferred order, unknown names last in alphabetical order. */
+export function orderBy(names: Iterable<string>, order: readonly string[]): string[] {
+  const rank = (n: string) => {
+    const k = order.indexOf(n);
+    return k < 0 ? order.length : k;
+  };
+  return [...new Set(names)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
