@@ -14,16 +14,21 @@ import { wasmMatmulFixInstalled } from '../src/backend/wasm-matmul.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-/** Whether a native tfjs binding is installed (then the automatic pick is 'tensorflow'). */
+/**
+ * Whether a native tfjs binding is installed AND loads (then the automatic pick is 'tensorflow').
+ * A package whose install step was skipped (npm blocks dependency install scripts) resolves but
+ * has no binary, so only a real import in a child process tells.
+ */
 function nativeInstalled(): boolean {
   const req = createRequire(import.meta.url);
   for (const p of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
     try {
       req.resolve(p);
-      return true;
     } catch {
-      // not installed
+      continue; // not installed
     }
+    const r = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(p)}).then(() => process.exit(0), () => process.exit(1))`], { cwd: ROOT, stdio: 'ignore' });
+    if (r.status === 0) return true;
   }
   return false;
 }
