@@ -52,8 +52,12 @@ export async function runLocal(plan: SweepPlan, planHash: string, keys: string[]
   const log = opts.log ?? ((m: string) => process.stderr.write(`relp: ${m}\n`));
   if (opts.workers <= 1 && opts.model) {
     // Loaded lazily: `relp worker`'s main thread never computes and need not load the sweeps.
-    const { runShard } = await import('./run-shard.ts');
-    for (const key of keys) opts.onResult(await runShard(opts.model, plan, key, planHash));
+    const { runShard, releaseShardSetup } = await import('./run-shard.ts');
+    try {
+      for (const key of keys) opts.onResult(await runShard(opts.model, plan, key, planHash));
+    } finally {
+      releaseShardSetup(); // the plan is done: no tensors left behind in this thread
+    }
     return;
   }
   const pool = new ShardPool(Math.max(1, opts.workers));

@@ -13,7 +13,7 @@ import { loadDataset } from '../../src/tasks/dataset.ts';
 import type { Tokenizer } from '../../src/tokenizer.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
-import { activationPatch } from '../../src/patching/activation-patching.ts';
+import { activationPatch, disposeActivationSetup, prepareActivationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { flatten, type MethodScores } from '../../src/patching/score-grid.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
@@ -21,7 +21,7 @@ import { buildGraph } from '../../src/circuits/graph.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';
 import { parseShardKey, planHash, planShards, shardKey } from '../../src/sweeps/plan.ts';
 import { checkShardResult } from '../../src/sweeps/merge.ts';
-import { runShard } from '../../src/sweeps/run-shard.ts';
+import { releaseShardSetup, runShard } from '../../src/sweeps/run-shard.ts';
 import { capWorkers } from '../../src/sweeps/worker-memory.ts';
 import { parseQueueUrl, shardJobId } from '../../src/sweeps/queue-url.ts';
 import { weightHash } from '../../src/sweeps/weight-hash.ts';
@@ -172,6 +172,32 @@ describe('sharded sweeps (local)', () => {
     const g = await runShard(loaded.model, plan, 'grad/atp/P0-4', h);
     expect(checkShardResult(plan, h, g.key, g)).toBeUndefined();
     expect(checkShardResult(plan, h, g.key, { ...g, payload: { ...g.payload, count: 4 } })).toMatch(/counts 4 prompts, expected 5/);
+    releaseShardSetup();
+  });
+
+  it("activation shards of one plan share the plan's source/base runs once per thread, freed by releaseShardSetup", async () => {
+    const data = toPatchingData(pairs);
+    const before = tf.memory().numTensors;
+    const plan = buildPlan(loaded, 'embedded', pairs, { methods: ['activation'], components: 'resid_pre,z' });
+    const h = planHash(plan);
+    await runShard(loaded.model, plan, 'act/resid_pre/L0-0', h);
+    const held = tf.memory().numTensors;
+    expect(held).toBeGreaterThan(before); // the cached setup
+    const z = await runShard(loaded.model, plan, 'act/z/L2-2', h);
+    expect(tf.memory().numTensors).toBe(held); // reused, not recomputed
+    releaseShardSetup();
+    expect(tf.memory().numTensors).toBe(before);
+    // Independent: the same layer from a sweep with its own setup.
+    const own = await activationPatch(loaded.model, data, { components: 'z', layers: [2] });
+    const per = flatten(own.scores.z!).length / loaded.model.cfg.nLayers;
+    const want = flatten(own.scores.z!).slice(2 * per, 3 * per);
+    (z.payload as { values: number[] }).values.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-6));
+    // A setup is refused by a call it was not made for.
+    const setup = prepareActivationPatch(loaded.model, data, { components: 'resid_pre' });
+    await expect(activationPatch(loaded.model, data, { components: 'z', setup })).rejects.toThrow(/opts.setup has no source activations of z/);
+    await expect(activationPatch(loaded.model, data, { components: 'resid_pre', direction: 'noising', setup })).rejects.toThrow(/prepared for another model, dataset, metric or direction/);
+    disposeActivationSetup(setup);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('lowers the worker count when N model copies do not fit, and says so; parses queue URLs', () => {
