@@ -10,6 +10,8 @@ import { resolveMetric } from '../patching/metrics.ts';
 import { flatten } from '../patching/score-grid.ts';
 import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
 import { buildGraph } from '../circuits/graph.ts';
+import { evaluateCircuits } from '../circuits/faithfulness.ts';
+import { pruneDangling, selectEdges } from '../circuits/prune.ts';
 import { parseShardKey, planHash, type GradMethod, type SweepPlan } from './plan.ts';
 import { weightHash } from './weight-hash.ts';
 
@@ -50,6 +52,14 @@ export interface EdgeGradPayload {
   corrupt: number;
 }
 
+/** Faithfulness-curve point: the circuit's metric and the full / empty circuits' (un-normalised, clean prompts). */
+export interface FaithPayload {
+  kind: 'faith';
+  value: number;
+  full: number;
+  empty: number;
+}
+
 /** A no-op shard's payload. */
 export interface NoopPayload {
   kind: 'noop';
@@ -63,7 +73,7 @@ export interface ShardResult {
   modelHash: string;
   /** Compute seconds of the shard. */
   seconds: number;
-  payload: ActPayload | GradPayload | EdgePayload | EdgeGradPayload | NoopPayload;
+  payload: ActPayload | GradPayload | EdgePayload | EdgeGradPayload | FaithPayload | NoopPayload;
 }
 
 /** The gradient method object for a name. */
@@ -121,6 +131,15 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
   const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads);
+  if (s.kind === 'faith') {
+    const f = plan.faith;
+    const curve = f?.curves.find((c) => c.method === s.method);
+    if (!f || !curve) throw new Error(`shard ${key}: the plan has no faithfulness curve "${s.method}"`);
+    // The same circuit faithfulnessCurve builds for this size.
+    const circuit = pruneDangling(graph, selectEdges(graph, curve.scores, f.selection, s.size));
+    const ev = evaluateCircuits(model, graph, data, [circuit], { ablation: f.ablation, metric: plan.metric });
+    return done({ kind: 'faith', value: ev.values[0], full: ev.full, empty: ev.empty });
+  }
   if (s.kind === 'egrad') {
     if (!plan.edgeGrad) throw new Error(`shard ${key}: the plan has no gradient edge methods`);
     if (s.to >= plan.pairs.length) throw new Error(`shard ${key}: the plan has only ${plan.pairs.length} prompt pairs`);

@@ -18,6 +18,8 @@ import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/
 import { flatten, type MethodScores } from '../../src/patching/score-grid.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph } from '../../src/circuits/graph.ts';
+import { faithfulnessCurve, logSpacedSizes } from '../../src/circuits/faithfulness.ts';
+import { mergeShards } from '../../src/sweeps/merge.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';
 import { parseShardKey, planHash, planShards, shardKey } from '../../src/sweeps/plan.ts';
 import { checkShardResult } from '../../src/sweeps/merge.ts';
@@ -121,6 +123,43 @@ describe('sharded sweeps (local)', () => {
       full.scores.forEach((v, i) => (m = Math.max(m, Math.abs(v - got.scores[i]))));
       expect(m, method).toBeLessThan(1e-5);
     }
+  });
+
+  it('faithfulness curves as shards (one per method and circuit size) equal the unsharded curves (1e-6)', async () => {
+    const before = tf.memory().numTensors;
+    const data = toPatchingData(pairs);
+    const graph = buildGraph(loaded.model.cfg.nLayers, loaded.model.cfg.nHeads);
+    const eap = Array.from(attributeEdges(loaded.model, graph, data, { method: 'eap' }).scores);
+    let x = 7;
+    const other = Array.from({ length: graph.nEdges }, () => ((x = (x * 48271) % 2147483647) / 2147483647) - 0.5);
+    const sizes = logSpacedSizes(graph.nEdges, 4);
+    const faith = { curves: [{ method: 'eap', scores: eap }, { method: 'rand', scores: other }], sizes, ablation: 'corrupt' as const, selection: 'topn' as const };
+    const plan = buildPlan(loaded, 'embedded', pairs, { metric: 'logit-diff', faith });
+    const keys = planShards(plan);
+    expect(keys).toEqual([...sizes.filter((n) => n < graph.nEdges).map((n) => `faith/eap/K${n}`), ...sizes.filter((n) => n < graph.nEdges).map((n) => `faith/rand/K${n}`)]);
+    const r = await runPlan(plan, loaded, { workers: 1 });
+    expect(tf.memory().numTensors).toBe(before);
+    // Merge order is the plan's, not arrival order.
+    const h = planHash(plan);
+    const shuffled: Record<string, Awaited<ReturnType<typeof runShard>>> = {};
+    for (const k of [...keys].reverse()) shuffled[k] = await runShard(loaded.model, plan, k, h);
+    const again = mergeShards(plan, shuffled);
+    for (const [i, c] of faith.curves.entries()) {
+      // Independent: all circuits of the curve evaluated together, in one call.
+      const want = faithfulnessCurve(loaded.model, graph, data, c.scores, { method: c.method, sizes, metric: 'logit-diff' });
+      for (const got of [r.faith![i], again.faith![i]]) {
+        expect(got.method).toBe(c.method);
+        expect(got.curve.map((p) => p.edges)).toEqual(want.curve.map((p) => p.edges));
+        got.curve.forEach((p, j) => expect(Math.abs(p.recovered - want.curve[j].recovered)).toBeLessThan(1e-6));
+        expect(Math.abs(got.auc - want.auc)).toBeLessThan(1e-6);
+        expect(Math.abs(got.full - want.full)).toBeLessThan(1e-6);
+        expect(Math.abs(got.empty - want.empty)).toBeLessThan(1e-6);
+        expect(got.edges_for_80).toBe(want.edges_for_80);
+      }
+    }
+    expect(() => planShards({ ...plan, faith: { ...faith, curves: [{ method: 'eap', scores: eap.slice(1) }] } })).toThrow(/faithfulness curve "eap": scores have \d+ values but the graph has \d+ edges/);
+    expect(shardKey(parseShardKey('faith/atp*/K12'))).toBe('faith/atp*/K12');
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('2 threads give the same numbers as 1 (1e-6); a crashed thread is reported and its shard retried once', async () => {
