@@ -22,7 +22,9 @@ export interface LocalRunOptions {
   log?: (msg: string) => void;
 }
 
-const ENTRY = new URL('./thread-entry.js', import.meta.url).href;
+// From source (tsx, vitest) threads need tsx registered first (thread-entry.js); compiled (dist/,
+// the installed package) they load the compiled handler directly.
+const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./thread-entry.js', import.meta.url).href : new URL('./shard-thread.js', import.meta.url).href;
 
 /** A pool of shard threads. */
 export class ShardPool {
