@@ -55,8 +55,12 @@ export async function runLocal(plan: SweepPlan, planHash: string, keys: string[]
   if (opts.workers <= 1 && opts.model) {
     // Loaded lazily: `relp worker`'s main thread never computes and need not load the sweeps.
     const { runShard, releaseShardSetup } = await import('./run-shard.ts');
+    const { testHooks } = await import('./test-hooks.ts');
     try {
-      for (const key of keys) opts.onResult(await runShard(opts.model, plan, key, planHash));
+      for (const key of keys) {
+        testHooks(key); // off unless a fault test sets its variables
+        opts.onResult(await runShard(opts.model, plan, key, planHash));
+      }
     } finally {
       releaseShardSetup(); // the plan is done: no tensors left behind in this thread
     }
