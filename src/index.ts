@@ -27,7 +27,7 @@ export type { PromptPair } from './tasks/types.ts';
 export { toPatchingData, type PatchingData } from './patching/data.ts';
 export { METRICS, logitDiff, normalisedLogitDiff, probDiff, negKlToClean, type Metric } from './patching/metrics.ts';
 export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } from './patching/components.ts';
-export { activationPatch, type ActivationPatchOptions, type Direction, type PatchResult } from './patching/activation-patching.ts';
+export { activationPatch, prepareActivationPatch, disposeActivationSetup, type ActivationPatchOptions, type ActivationSetup, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionResult } from './patching/attribution-patching.ts';
 export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
 export { correlate, correlationTable, formatCorrelationTable, type CorrelationCell, type CorrelationTable } from './patching/correlation.ts';

@@ -38,6 +38,88 @@ export interface ActivationPatchOptions {
   hooks?: Hook[];
   /** Only patch these layers (one shard of a sweep); the other layers' values are NaN. Default: all. */
   layers?: number[];
+  /**
+   * Source and base runs and baselines computed once by {@link prepareActivationPatch} for the same
+   * model, data, metric, direction and hooks (shards of one plan share it). Not disposed here.
+   */
+  setup?: ActivationSetup;
+}
+
+/**
+ * The per-sweep setup of {@link activationPatch}: the source and base runs' caches and the
+ * baselines. Holds tensors: free with {@link disposeActivationSetup}.
+ */
+export interface ActivationSetup {
+  /** sweepKey of the model, data, metric and direction it was made for. */
+  key: string;
+  /** Components whose source activations are cached. */
+  components: ComponentName[];
+  hooks?: Hook[];
+  /** Source run: the patched hooks of every layer, each [batch, pos, ...]. */
+  src: { cache: Record<string, tf.Tensor> };
+  /** Base run: resid_pre (and k/v with suffixes) of every layer and the patched hooks. */
+  baseRun: { cache: Record<string, tf.Tensor> };
+  base: Baselines;
+  /** Whether sweeps recompute only the suffix after the patched position. */
+  suffixes: boolean;
+  residNames: string[];
+}
+
+/**
+ * Compute the source and base runs and the baselines of a sweep once, for many
+ * {@link activationPatch} calls on subsets of its layers and components.
+ */
+export function prepareActivationPatch(
+  model: HookedTransformer,
+  data: PatchingData,
+  opts: { components: ComponentName[] | string; metric?: Metric | string; direction?: Direction; hooks?: Hook[] },
+): ActivationSetup {
+  const cfg = model.cfg;
+  const metric = resolveMetric(opts.metric);
+  const direction = opts.direction ?? 'denoising';
+  const components = parseComponents(opts.components);
+  const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
+  const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
+  const specs = components.map(componentSpec);
+  const srcNames = [...new Set(specs.flatMap((s) => Array.from({ length: cfg.nLayers }, (_, l) => s.hook(l))))];
+  const residNames = Array.from({ length: cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  // Suffix-only recomputation needs the base run's keys and values; extra hooks (which may expect
+  // full-length activations) turn it off.
+  const suffixes = !opts.hooks?.length && specs.some((sp) => sp.cellPos);
+  // Keys after rotary for rotary models (what the suffix's queries attend to).
+  const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => Object.values(model.kvCacheHooks(l))).flat() : [];
+  // The base run also caches the patched hooks, to skip patches that change nothing.
+  const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
+
+  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
+  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true });
+  let base: Baselines;
+  try {
+    // The source and base runs are the clean and corrupt baseline runs: no separate forwards.
+    const [cleanRun, corruptRun] = direction === 'denoising' ? [src, baseRun] : [baseRun, src];
+    base = measureBaselines(model, data, metric, opts.hooks, { clean: cleanRun.logits, corrupt: corruptRun.logits });
+  } catch (err) {
+    disposeCache(src.cache, baseRun.cache);
+    throw err;
+  } finally {
+    src.logits.dispose();
+    baseRun.logits.dispose();
+  }
+  return { key: sweepKey(model, data, metric, direction), components, hooks: opts.hooks, src, baseRun, base, suffixes, residNames };
+}
+
+/** Free the tensors of a setup. */
+export function disposeActivationSetup(s: ActivationSetup): void {
+  disposeCache(s.src.cache, s.baseRun.cache);
+  s.base.cleanLogProbs.dispose();
+}
+
+function checkSetup(s: ActivationSetup, key: string, components: ComponentName[], hooks: Hook[] | undefined): void {
+  if (s.key !== key) throw new Error('activationPatch: opts.setup was prepared for another model, dataset, metric or direction');
+  if ((s.hooks ?? []).length !== (hooks ?? []).length || (s.hooks ?? []).some((h, i) => h !== hooks![i])) throw new Error('activationPatch: opts.setup was prepared with other hooks');
+  const missing = components.filter((c) => !s.components.includes(c));
+  if (missing.length) throw new Error(`activationPatch: opts.setup has no source activations of ${missing.join(', ')}`);
+  if (!Object.values(s.src.cache).every((t) => !t.isDisposed)) throw new Error('activationPatch: opts.setup was disposed');
 }
 
 /** Result of a sweep. */
@@ -92,37 +174,16 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const per = Math.max(1, Math.floor(seqs / B)); // patches per forward
   const progress = opts.progress ?? silentProgress;
 
-  const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
-  const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
   const specs = components.map(componentSpec);
-  const srcNames = [...new Set(specs.flatMap((s) => Array.from({ length: cfg.nLayers }, (_, l) => s.hook(l))))];
-  const residNames = Array.from({ length: cfg.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
-  // Suffix-only recomputation needs the base run's keys and values; extra hooks (which may expect
-  // full-length activations) turn it off.
-  const suffixes = !opts.hooks?.length && specs.some((sp) => sp.cellPos);
-  // Keys after rotary for rotary models (what the suffix's queries attend to).
-  const kvNames = suffixes ? Array.from({ length: cfg.nLayers }, (_, l) => Object.values(model.kvCacheHooks(l))).flat() : [];
-  // The base run also caches the patched hooks, to skip patches that change nothing.
-  const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
-
   const layers = opts.layers ?? Array.from({ length: cfg.nLayers }, (_, l) => l);
   for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= cfg.nLayers) throw new Error(`layer ${l} is out of range [0, ${cfg.nLayers})`);
   const key = sweepKey(model, data, metric, direction);
   const ckpt = loadCheckpoint(opts.checkpointPath, key);
-  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
-  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true });
-  let base: Baselines;
-  try {
-    // The source and base runs are the clean and corrupt baseline runs: no separate forwards.
-    const [cleanRun, corruptRun] = direction === 'denoising' ? [src, baseRun] : [baseRun, src];
-    base = measureBaselines(model, data, metric, opts.hooks, { clean: cleanRun.logits, corrupt: corruptRun.logits });
-  } catch (err) {
-    disposeCache(src.cache, baseRun.cache);
-    throw err;
-  } finally {
-    src.logits.dispose();
-    baseRun.logits.dispose();
-  }
+  // A shared setup (one per plan in a shard worker) is checked against this call and kept; our own is freed at the end.
+  const own = !opts.setup;
+  const setup = opts.setup ?? prepareActivationPatch(model, data, { components, metric, direction, hooks: opts.hooks });
+  if (!own) checkSetup(setup, key, components, opts.hooks);
+  const { src, baseRun, base, suffixes, residNames } = setup;
   // The value of the unpatched base run (what a no-op patch scores).
   const unpatched = metric.normalise ? (direction === 'denoising' ? 0 : 1) : direction === 'denoising' ? base.corrupt : base.clean;
   const scores: MethodScores = {};
@@ -217,8 +278,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   } finally {
     progress.stop();
     for (const c of contexts.values()) disposeContext(c);
-    disposeCache(src.cache, baseRun.cache);
-    base.cleanLogProbs.dispose();
+    if (own) disposeActivationSetup(setup);
   }
   return { scores, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: (performance.now() - t0) / 1000, reused: { cells: reusedCells, total } };
 }

@@ -22,7 +22,9 @@ export interface LocalRunOptions {
   log?: (msg: string) => void;
 }
 
-const ENTRY = new URL('./thread-entry.js', import.meta.url).href;
+// From source (tsx, vitest) threads need tsx registered first (thread-entry.js); compiled (dist/,
+// the installed package) they load the compiled handler directly.
+const ENTRY = import.meta.url.endsWith('.ts') ? new URL('./thread-entry.js', import.meta.url).href : new URL('./shard-thread.js', import.meta.url).href;
 
 /** A pool of shard threads. */
 export class ShardPool {
@@ -52,8 +54,16 @@ export async function runLocal(plan: SweepPlan, planHash: string, keys: string[]
   const log = opts.log ?? ((m: string) => process.stderr.write(`relp: ${m}\n`));
   if (opts.workers <= 1 && opts.model) {
     // Loaded lazily: `relp worker`'s main thread never computes and need not load the sweeps.
-    const { runShard } = await import('./run-shard.ts');
-    for (const key of keys) opts.onResult(await runShard(opts.model, plan, key, planHash));
+    const { runShard, releaseShardSetup } = await import('./run-shard.ts');
+    const { testHooks } = await import('./test-hooks.ts');
+    try {
+      for (const key of keys) {
+        testHooks(key); // off unless a fault test sets its variables
+        opts.onResult(await runShard(opts.model, plan, key, planHash));
+      }
+    } finally {
+      releaseShardSetup(); // the plan is done: no tensors left behind in this thread
+    }
     return;
   }
   const pool = new ShardPool(Math.max(1, opts.workers));

@@ -14,7 +14,8 @@
 import { checkNormaliser, resolveMetric } from '../patching/metrics.ts';
 import { componentSpec } from '../patching/components.ts';
 import { nest, type MethodScores } from '../patching/score-grid.ts';
-import { cellsPerLayer, edgeCount, parseShardKey, planShards, type SweepPlan } from './plan.ts';
+import { cellsPerLayer, edgeCount, faithSizes, parseShardKey, planShards, type SweepPlan } from './plan.ts';
+import { trapezoid, type FaithfulnessCurve } from '../circuits/faithfulness.ts';
 import type { ShardResult } from './run-shard.ts';
 
 /** Why a shard result must not be merged, or undefined when it is acceptable. */
@@ -44,6 +45,9 @@ export function checkShardResult(plan: SweepPlan, hash: string, key: string, r: 
     if (p.count !== s.to - s.from + 1) return `shard ${key}: counts ${String(p.count)} prompts, expected ${s.to - s.from + 1}`;
     return finite(p.values, edgeCount(cfg), 'values') ?? base(p);
   }
+  if (s.kind === 'faith' && p.kind === 'faith') {
+    return [p.value, p.full, p.empty].every((v) => typeof v === 'number' && Number.isFinite(v)) ? undefined : `shard ${key}: value, full and empty must be finite numbers`;
+  }
   if (s.kind === 'grad' && p.kind === 'grad') {
     if (p.count !== s.to - s.from + 1) return `shard ${key}: counts ${String(p.count)} prompts, expected ${s.to - s.from + 1}`;
     for (const c of plan.gradient!.components) {
@@ -63,6 +67,8 @@ export interface MergedRun {
   edges?: Float32Array;
   /** EAP / EAP-RelP / EAP-IG edge scores [nEdges] per method, with their baselines over all prompts. */
   edgeGrad?: Record<string, { scores: Float32Array; clean: number; corrupt: number }>;
+  /** Faithfulness curves (plans with `faith`), the same object faithfulnessCurve returns. */
+  faith?: FaithfulnessCurve[];
   /** Metric baselines over all prompts (activation's when present, else the gradient merge's). */
   baselines: { clean: number; corrupt: number };
   /** Sum of shard compute seconds per method. */
@@ -183,5 +189,43 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
       baselines ??= b;
     }
   }
-  return { scores, edges, edgeGrad, baselines: baselines ?? { clean: NaN, corrupt: NaN }, seconds };
+  let faith: FaithfulnessCurve[] | undefined;
+  if (plan.faith) {
+    const f = plan.faith;
+    const E = edgeCount(cfg);
+    const sizes = faithSizes(plan);
+    faith = f.curves.map(({ method }) => {
+      const pts = sizes.map((n) => {
+        const r = done[`faith/${method}/K${n}`];
+        addSeconds(`faith/${method}`, r.seconds);
+        return { n, p: r.payload as { value: number; full: number; empty: number } };
+      });
+      // full and empty are re-measured by every shard; normalise with the first in plan order.
+      const full = pts[0]?.p.full ?? NaN;
+      const empty = pts[0]?.p.empty ?? NaN;
+      for (const { n, p } of pts) {
+        if (Math.abs(p.full - full) > 1e-4 * Math.max(1, Math.abs(full)) || Math.abs(p.empty - empty) > 1e-4 * Math.max(1, Math.abs(empty))) {
+          throw new Error(`shard faith/${method}/K${n}: full/empty (${p.full}, ${p.empty}) differ from the other shards' (${full}, ${empty})`);
+        }
+      }
+      const curve = [
+        { edges: 0, fraction_edges: 0, recovered: 0 },
+        ...pts.map(({ n, p }) => ({ edges: n, fraction_edges: n / E, recovered: (p.value - empty) / (full - empty) })),
+        { edges: E, fraction_edges: 1, recovered: 1 },
+      ];
+      const hit = curve.find((q) => q.recovered >= 0.8);
+      return {
+        method,
+        ablation: f.ablation,
+        metric: metric.name,
+        selection: f.selection,
+        curve,
+        full,
+        empty,
+        auc: trapezoid(curve.map((q) => q.fraction_edges), curve.map((q) => q.recovered)),
+        edges_for_80: hit ? hit.edges : null,
+      };
+    });
+  }
+  return { scores, edges, edgeGrad, faith, baselines: baselines ?? { clean: NaN, corrupt: NaN }, seconds };
 }

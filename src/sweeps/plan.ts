@@ -7,6 +7,7 @@
  *   grad/<method>/P<a>-<b>     AtP / AtP* / RelP over prompts a..b (all components)
  *   edge/exact/E<a>-<b>        exact edge patching of edges a..b (all prompts)
  *   edge/<method>/P<a>-<b>     EAP / EAP-RelP / EAP-IG edge scores over prompts a..b
+ *   faith/<method>/K<n>        one faithfulness-curve point: the circuit of n edges chosen by <method>'s scores
  *   noop/<i>                   a shard that does nothing (queue overhead benchmark)
  *
  * Ranges are inclusive. The shard list depends only on the plan, never on the number of workers,
@@ -58,7 +59,18 @@ export interface SweepPlan {
   edges?: { edgesPerShard: number; range?: [number, number] };
   /** EAP / EAP-RelP / EAP-IG edge scores over prompt shards (`rules` for eap-relp, `igSteps` for eap-ig). */
   edgeGrad?: { methods: EdgeGradMethod[]; promptsPerShard: number; igSteps?: number };
+  /**
+   * Faithfulness curves: one shard per (method, circuit size). Each curve's `scores` [nEdges] choose
+   * its circuits (top-n or greedy, dangling edges pruned); sizes outside (0, nEdges) are dropped.
+   */
+  faith?: { curves: { method: string; scores: number[] }[]; sizes: number[]; ablation: 'corrupt' | 'mean' | 'zero'; selection: 'topn' | 'greedy' };
   noop?: { count: number };
+}
+
+/** Curve sizes a faithfulness plan evaluates (in order): integers in (0, nEdges). */
+export function faithSizes(plan: SweepPlan): number[] {
+  const E = edgeCount(plan.model.config);
+  return (plan.faith?.sizes ?? []).filter((n) => n > 0 && n < E);
 }
 
 /** A parsed shard key. */
@@ -67,6 +79,7 @@ export type Shard =
   | { kind: 'grad'; method: GradMethod; from: number; to: number }
   | { kind: 'edge'; from: number; to: number }
   | { kind: 'egrad'; method: EdgeGradMethod; from: number; to: number }
+  | { kind: 'faith'; method: string; size: number }
   | { kind: 'noop'; index: number };
 
 /** The key of a shard (inverse of {@link parseShardKey}). */
@@ -80,6 +93,8 @@ export function shardKey(s: Shard): string {
       return `edge/exact/E${s.from}-${s.to}`;
     case 'egrad':
       return `edge/${s.method}/P${s.from}-${s.to}`;
+    case 'faith':
+      return `faith/${s.method}/K${s.size}`;
     case 'noop':
       return `noop/${s.index}`;
   }
@@ -95,9 +110,11 @@ export function parseShardKey(key: string): Shard {
   if (m) return { kind: 'edge', from: Number(m[1]), to: Number(m[2]) };
   m = /^edge\/(eap|eap-relp|eap-ig)\/P(\d+)-(\d+)$/.exec(key);
   if (m) return { kind: 'egrad', method: m[1] as EdgeGradMethod, from: Number(m[2]), to: Number(m[3]) };
+  m = /^faith\/([a-z0-9*_-]+)\/K(\d+)$/.exec(key);
+  if (m) return { kind: 'faith', method: m[1], size: Number(m[2]) };
   m = /^noop\/(\d+)$/.exec(key);
   if (m) return { kind: 'noop', index: Number(m[1]) };
-  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/exact/E<a>-<b>, edge/<eap|eap-relp|eap-ig>/P<a>-<b> or noop/<i>)`);
+  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/exact/E<a>-<b>, edge/<eap|eap-relp|eap-ig>/P<a>-<b>, faith/<method>/K<n> or noop/<i>)`);
 }
 
 function ranges(n: number, per: number): [number, number][] {
@@ -137,6 +154,18 @@ export function planShards(plan: SweepPlan): string[] {
       for (const [from, to] of ranges(plan.pairs.length, plan.edgeGrad.promptsPerShard)) keys.push({ kind: 'egrad', method, from, to });
     }
   }
+  if (plan.faith) {
+    const E = edgeCount(cfg);
+    const seen = new Set<string>();
+    for (const c of plan.faith.curves) {
+      if (!/^[a-z0-9*_-]+$/.test(c.method)) throw new Error(`faithfulness curve method "${c.method}" must be lower-case letters, digits, *, _ or -`);
+      if (seen.has(c.method)) throw new Error(`faithfulness curve method "${c.method}" appears twice`);
+      seen.add(c.method);
+      if (c.scores.length !== E) throw new Error(`faithfulness curve "${c.method}": scores have ${c.scores.length} values but the graph has ${E} edges`);
+    }
+    for (const n of plan.faith.sizes) if (!Number.isInteger(n)) throw new Error(`curve sizes must be integers, got ${n}`);
+    for (const c of plan.faith.curves) for (const size of faithSizes(plan)) keys.push({ kind: 'faith', method: c.method, size });
+  }
   if (plan.noop) for (let i = 0; i < plan.noop.count; i++) keys.push({ kind: 'noop', index: i });
   return keys.map(shardKey);
 }
@@ -155,7 +184,7 @@ export function shardWork(plan: SweepPlan, key: string): number {
   if (s.kind === 'grad') return (s.to - s.from + 1) * plan.gradient!.components.length;
   if (s.kind === 'edge') return s.to - s.from + 1;
   if (s.kind === 'egrad') return s.to - s.from + 1;
-  return 1;
+  return 1; // a curve point, a no-op
 }
 
 /** Stable JSON: object keys sorted, so equal plans hash equally. */

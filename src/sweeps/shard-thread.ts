@@ -5,7 +5,7 @@
 import { initBackend } from '../backend.ts';
 import type { LoadedModel } from '../hooks/load-model.ts';
 import { loadModelRef } from './model-source.ts';
-import { runShard, type ShardResult } from './run-shard.ts';
+import { releaseShardSetup, runShard, type ShardResult } from './run-shard.ts';
 import type { SweepPlan } from './plan.ts';
 import { testHooks } from './test-hooks.ts';
 
@@ -25,6 +25,7 @@ export default async function runShardTask(task: ShardTask): Promise<ShardResult
   await initBackend();
   const ref = task.modelOverride ?? task.plan.model.ref;
   if (!loaded || loaded.ref !== ref) {
+    releaseShardSetup();
     loaded?.m.model.dispose();
     loaded = { ref, m: await loadModelRef(ref) };
   }

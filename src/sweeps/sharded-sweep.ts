@@ -64,7 +64,7 @@ export function buildPlan(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number } & ShardSizes,
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number; faith?: SweepPlan['faith'] } & ShardSizes,
 ): SweepPlan {
   toPatchingData(pairs); // one token length, with a clear error otherwise
   const methods = opts.methods ?? [];
@@ -86,6 +86,7 @@ export function buildPlan(
     edgeGrad: opts.edgeGrad?.length
       ? { methods: opts.edgeGrad, promptsPerShard: opts.promptsPerShard ?? 8, igSteps: opts.edgeGrad.includes('eap-ig') ? (opts.igSteps ?? 5) : undefined }
       : undefined,
+    faith: opts.faith,
     noop: opts.noop ? { count: opts.noop } : undefined,
   };
 }

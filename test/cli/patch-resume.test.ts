@@ -33,7 +33,8 @@ describe('relp patch resume', () => {
 
     const out = join(dir, 'killed');
     const progress = join(out, 'progress.json');
-    const child = spawn(process.execPath, [RELP_BIN, ...args(out)], { stdio: 'ignore' });
+    // Shards of this tiny model take milliseconds: slow each one so the kill lands mid-run.
+    const child = spawn(process.execPath, [RELP_BIN, ...args(out)], { stdio: 'ignore', env: { ...process.env, RELP_TEST_SHARD_DELAY_MS: '150' } });
     let partial = 0;
     await new Promise<void>((resolve) => {
       const poll = setInterval(() => {

@@ -13,15 +13,17 @@ import { loadDataset } from '../../src/tasks/dataset.ts';
 import type { Tokenizer } from '../../src/tokenizer.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
-import { activationPatch } from '../../src/patching/activation-patching.ts';
+import { activationPatch, disposeActivationSetup, prepareActivationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { flatten, type MethodScores } from '../../src/patching/score-grid.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph } from '../../src/circuits/graph.ts';
+import { faithfulnessCurve, logSpacedSizes } from '../../src/circuits/faithfulness.ts';
+import { mergeShards } from '../../src/sweeps/merge.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';
 import { parseShardKey, planHash, planShards, shardKey } from '../../src/sweeps/plan.ts';
 import { checkShardResult } from '../../src/sweeps/merge.ts';
-import { runShard } from '../../src/sweeps/run-shard.ts';
+import { releaseShardSetup, runShard } from '../../src/sweeps/run-shard.ts';
 import { capWorkers } from '../../src/sweeps/worker-memory.ts';
 import { parseQueueUrl, shardJobId } from '../../src/sweeps/queue-url.ts';
 
@@ -122,6 +124,43 @@ describe('sharded sweeps (local)', () => {
     }
   });
 
+  it('faithfulness curves as shards (one per method and circuit size) equal the unsharded curves (1e-6)', async () => {
+    const before = tf.memory().numTensors;
+    const data = toPatchingData(pairs);
+    const graph = buildGraph(loaded.model.cfg.nLayers, loaded.model.cfg.nHeads);
+    const eap = Array.from(attributeEdges(loaded.model, graph, data, { method: 'eap' }).scores);
+    let x = 7;
+    const other = Array.from({ length: graph.nEdges }, () => ((x = (x * 48271) % 2147483647) / 2147483647) - 0.5);
+    const sizes = logSpacedSizes(graph.nEdges, 4);
+    const faith = { curves: [{ method: 'eap', scores: eap }, { method: 'rand', scores: other }], sizes, ablation: 'corrupt' as const, selection: 'topn' as const };
+    const plan = buildPlan(loaded, 'embedded', pairs, { metric: 'logit-diff', faith });
+    const keys = planShards(plan);
+    expect(keys).toEqual([...sizes.filter((n) => n < graph.nEdges).map((n) => `faith/eap/K${n}`), ...sizes.filter((n) => n < graph.nEdges).map((n) => `faith/rand/K${n}`)]);
+    const r = await runPlan(plan, loaded, { workers: 1 });
+    expect(tf.memory().numTensors).toBe(before);
+    // Merge order is the plan's, not arrival order.
+    const h = planHash(plan);
+    const shuffled: Record<string, Awaited<ReturnType<typeof runShard>>> = {};
+    for (const k of [...keys].reverse()) shuffled[k] = await runShard(loaded.model, plan, k, h);
+    const again = mergeShards(plan, shuffled);
+    for (const [i, c] of faith.curves.entries()) {
+      // Independent: all circuits of the curve evaluated together, in one call.
+      const want = faithfulnessCurve(loaded.model, graph, data, c.scores, { method: c.method, sizes, metric: 'logit-diff' });
+      for (const got of [r.faith![i], again.faith![i]]) {
+        expect(got.method).toBe(c.method);
+        expect(got.curve.map((p) => p.edges)).toEqual(want.curve.map((p) => p.edges));
+        got.curve.forEach((p, j) => expect(Math.abs(p.recovered - want.curve[j].recovered)).toBeLessThan(1e-6));
+        expect(Math.abs(got.auc - want.auc)).toBeLessThan(1e-6);
+        expect(Math.abs(got.full - want.full)).toBeLessThan(1e-6);
+        expect(Math.abs(got.empty - want.empty)).toBeLessThan(1e-6);
+        expect(got.edges_for_80).toBe(want.edges_for_80);
+      }
+    }
+    expect(() => planShards({ ...plan, faith: { ...faith, curves: [{ method: 'eap', scores: eap.slice(1) }] } })).toThrow(/faithfulness curve "eap": scores have \d+ values but the graph has \d+ edges/);
+    expect(shardKey(parseShardKey('faith/atp*/K12'))).toBe('faith/atp*/K12');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('2 threads give the same numbers as 1 (1e-6); a crashed thread is reported and its shard retried once', async () => {
     // Few shards (the 4-component CLI runs on 2 threads are in distributed.test.ts).
     const plan = buildPlan(loaded, 'embedded', pairs, { methods: ['activation', 'atp', 'relp'], components: 'resid_pre,z', edges: true, edgeRange: [400, 439], promptsPerShard: 3, layersPerShard: 2, edgesPerShard: 20 });
@@ -171,6 +210,32 @@ describe('sharded sweeps (local)', () => {
     const g = await runShard(loaded.model, plan, 'grad/atp/P0-4', h);
     expect(checkShardResult(plan, h, g.key, g)).toBeUndefined();
     expect(checkShardResult(plan, h, g.key, { ...g, payload: { ...g.payload, count: 4 } })).toMatch(/counts 4 prompts, expected 5/);
+    releaseShardSetup();
+  });
+
+  it("activation shards of one plan share the plan's source/base runs once per thread, freed by releaseShardSetup", async () => {
+    const data = toPatchingData(pairs);
+    const before = tf.memory().numTensors;
+    const plan = buildPlan(loaded, 'embedded', pairs, { methods: ['activation'], components: 'resid_pre,z' });
+    const h = planHash(plan);
+    await runShard(loaded.model, plan, 'act/resid_pre/L0-0', h);
+    const held = tf.memory().numTensors;
+    expect(held).toBeGreaterThan(before); // the cached setup
+    const z = await runShard(loaded.model, plan, 'act/z/L2-2', h);
+    expect(tf.memory().numTensors).toBe(held); // reused, not recomputed
+    releaseShardSetup();
+    expect(tf.memory().numTensors).toBe(before);
+    // Independent: the same layer from a sweep with its own setup.
+    const own = await activationPatch(loaded.model, data, { components: 'z', layers: [2] });
+    const per = flatten(own.scores.z!).length / loaded.model.cfg.nLayers;
+    const want = flatten(own.scores.z!).slice(2 * per, 3 * per);
+    (z.payload as { values: number[] }).values.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-6));
+    // A setup is refused by a call it was not made for.
+    const setup = prepareActivationPatch(loaded.model, data, { components: 'resid_pre' });
+    await expect(activationPatch(loaded.model, data, { components: 'z', setup })).rejects.toThrow(/opts.setup has no source activations of z/);
+    await expect(activationPatch(loaded.model, data, { components: 'resid_pre', direction: 'noising', setup })).rejects.toThrow(/prepared for another model, dataset, metric or direction/);
+    disposeActivationSetup(setup);
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('lowers the worker count when N model copies do not fit, and says so; parses queue URLs', () => {
