@@ -15,7 +15,8 @@ import { checkNormaliser, resolveMetric } from '../patching/metrics.ts';
 import { componentSpec } from '../patching/components.ts';
 import { nest, type MethodScores } from '../patching/score-grid.ts';
 import { cellsPerLayer, edgeCount, faithSizes, parseShardKey, planShards, type SweepPlan } from './plan.ts';
-import { trapezoid, type FaithfulnessCurve } from '../circuits/faithfulness.ts';
+import { trapezoid } from '../circuits/faithfulness.ts';
+import type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
 import type { ShardResult } from './run-shard.ts';
 
 /** Why a shard result must not be merged, or undefined when it is acceptable. */

@@ -150,9 +150,9 @@ describe('sharded sweeps (local)', () => {
         expect(got.method).toBe(c.method);
         expect(got.curve.map((p) => p.edges)).toEqual(want.curve.map((p) => p.edges));
         got.curve.forEach((p, j) => expect(Math.abs(p.recovered - want.curve[j].recovered)).toBeLessThan(1e-6));
-        expect(Math.abs(got.auc - want.auc)).toBeLessThan(1e-6);
-        expect(Math.abs(got.full - want.full)).toBeLessThan(1e-6);
-        expect(Math.abs(got.empty - want.empty)).toBeLessThan(1e-6);
+        expect(Math.abs(got.auc! - want.auc)).toBeLessThan(1e-6);
+        expect(Math.abs(got.full! - want.full)).toBeLessThan(1e-6);
+        expect(Math.abs(got.empty! - want.empty)).toBeLessThan(1e-6);
         expect(got.edges_for_80).toBe(want.edges_for_80);
       }
     }
