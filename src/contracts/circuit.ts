@@ -50,7 +50,8 @@ export const CircuitLinkSchema = z.object({
 /** A link of `circuit.json`. */
 export type CircuitLink = z.infer<typeof CircuitLinkSchema>;
 
-const MetadataSchema = z.looseObject({
+/** The `metadata` object of circuit.json: free-form keys (circuit-tracer / Neuronpedia style) that relp reads loosely. */
+export const MetadataSchema = z.looseObject({
   model: z.string().optional(),
   task: z.string().optional(),
   /** The method that selected the circuit. */
