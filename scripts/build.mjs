@@ -21,8 +21,6 @@ if (r.status !== 0) {
 }
 // Page scripts are plain browser JS; their hand-written .d.ts are only for type-checking them.
 cpSync(join(ROOT, 'src/viz/pages'), join(DIST, 'viz/pages'), { recursive: true, filter: (src) => !src.endsWith('.d.ts') });
-// The worker-thread entry is plain JS (threads start without a loader); it loads the compiled handler.
-cpSync(join(ROOT, 'src/sweeps/thread-entry.js'), join(DIST, 'sweeps/thread-entry.js'));
 
 // `relp --help` from a file: the command modules import TensorFlow.js and the tokenizer library at
 // load (~1 s of CPU), which the top-level listing does not need. Written only when the text does

@@ -14,7 +14,7 @@ import { toPatchingData } from './data.ts';
 import { resolveMetric } from './metrics.ts';
 import type { Progress } from './progress.ts';
 import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
-import { makeProvenance } from '../contracts/provenance.ts';
+import { makeProvenance, type HashableModel, type Provenance } from '../contracts/provenance.ts';
 import { prepareRunFolder } from '../contracts/run-folder.ts';
 import type { MethodScores } from './score-grid.ts';
 
@@ -52,13 +52,18 @@ export function parseMethods(s: string): SweepMethod[] {
   return out as SweepMethod[];
 }
 
+/** The provenance of a sweep on `pairs` (task and seed from its dataset record); shared by the sharded sweep. */
+export function sweepProvenance(pairs: PromptPair[], model: HashableModel, dataset: SweepOptions['dataset']): Provenance {
+  const task = dataset.kind === 'jsonl' ? { task: dataset.source ?? 'jsonl', seed: null } : { task: dataset.kind, seed: dataset.seed ?? null };
+  return makeProvenance(task.task, task.seed, pairs, model);
+}
+
 /** Run the sweep and (with `out`) write `out/run.json`. */
 export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: SweepOptions): Promise<SweepResult> {
   const { model, tokenizer } = loaded;
   const data = toPatchingData(pairs);
   const components = parseComponents(opts.components);
-  const task = opts.dataset.kind === 'jsonl' ? { task: opts.dataset.source ?? 'jsonl', seed: null } : { task: opts.dataset.kind, seed: opts.dataset.seed ?? null };
-  const provenance = makeProvenance(task.task, task.seed, pairs, model);
+  const provenance = sweepProvenance(pairs, model, opts.dataset);
   // Refuse before any compute, so a wrong --out costs nothing.
   if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
   const metric = resolveMetric(opts.metric);

@@ -9,9 +9,9 @@ import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { parseComponents } from '../patching/components.ts';
 import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
-import { makeProvenance, type Provenance } from '../contracts/provenance.ts';
+import type { Provenance } from '../contracts/provenance.ts';
 import { prepareRunFolder } from '../contracts/run-folder.ts';
-import type { SweepOptions } from '../patching/sweep.ts';
+import { sweepProvenance, type SweepOptions } from '../patching/sweep.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
 import { toPatchingData } from '../patching/data.ts';
@@ -152,7 +152,7 @@ export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, 
 }
 
 /** The run file of a merged plan (the same fields `runSweep` writes). */
-export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset'], provenance: Provenance = sweepProvenance(plan.pairs, loaded, dataset)): RunFile {
+export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset'], provenance: Provenance = sweepProvenance(plan.pairs, loaded.model, dataset)): RunFile {
   const metric = resolveMetric(plan.metric);
   const first = plan.pairs[0].cleanIds;
   const grad = plan.gradient?.methods ?? [];
@@ -169,11 +169,6 @@ export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: Merged
   });
 }
 
-/** The provenance of a sweep on `pairs` (task and seed from the dataset record), as runSweep records it. */
-export function sweepProvenance(pairs: PromptPair[], loaded: LoadedModel, dataset: SweepOptions['dataset']): Provenance {
-  const task = dataset.kind === 'jsonl' ? { task: dataset.source ?? 'jsonl', seed: null } : { task: dataset.kind, seed: dataset.seed ?? null };
-  return makeProvenance(task.task, task.seed, pairs, loaded.model);
-}
 
 /** `relp patch` as shards: build the plan, run it, write OUT/run.json. */
 export async function runShardedSweep(
@@ -183,7 +178,7 @@ export async function runShardedSweep(
   opts: Omit<SweepOptions, 'progress'> & ShardSizes & ShardRunOptions,
 ): Promise<{ run: RunFile; stats: PlanRunStats }> {
   const plan = buildPlan(loaded, ref, pairs, opts);
-  const provenance = sweepProvenance(pairs, loaded, opts.dataset);
+  const provenance = sweepProvenance(pairs, loaded.model, opts.dataset);
   // Refuse before any compute, so a wrong --out costs nothing.
   if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
   const r = await runPlan(plan, loaded, opts);

@@ -1,15 +1,8 @@
-// Worker-thread entry of the local pool (plain JS so Node can start it without a loader).
-// From the build (dist/), the compiled handler sits next to this file. From the sources (vitest,
-// dev scripts), tsx is registered in this thread first: neither passes its loader to new threads.
-import { existsSync } from 'node:fs';
+// Worker-thread entry of the local pool (plain JS so Node can start it without a loader):
+// registers tsx in this thread, then loads the TypeScript handler. Works under `node bin/relp.js`
+// and under vitest alike, since neither passes its loader to new threads.
+import { register } from 'tsx/esm/api';
 
-const compiled = new URL('./shard-thread.js', import.meta.url);
-let mod;
-if (existsSync(compiled)) {
-  mod = await import(compiled.href);
-} else {
-  const { register } = await import('tsx/esm/api');
-  register();
-  mod = await import('./shard-thread.ts');
-}
+register();
+const mod = await import('./shard-thread.ts');
 export default mod.default;

@@ -71,15 +71,6 @@ export interface CircuitCommandOptions {
   json?: boolean;
 }
 
-/** A positive-integer option parser that names its flag (the sharding options). */
-function positiveIntFlag(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${JSON.stringify(v)}`);
-    return n;
-  };
-}
-
 function nonNegativeNumber(v: string): number {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`expected a number ≥ 0, got ${JSON.stringify(v)}`);
@@ -241,10 +232,10 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bar on stderr')
     .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
     .option('--json', 'print one JSON object instead of the summary', false)
-    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveIntFlag('--workers'))
+    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt)
     .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
-    .option('--shard-edges <n>', 'exact: edges per shard', positiveIntFlag('--shard-edges'), 64)
-    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveIntFlag('--shard-prompts'), 8);
+    .option('--shard-edges <n>', 'exact: edges per shard', positiveInt, 64)
+    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt, 8);
   addTokenizerOptions(cmd)
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
