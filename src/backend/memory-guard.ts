@@ -20,7 +20,15 @@ export interface WorkloadShape {
   cachedResiduals?: number;
   /** Only the last position is unembedded: logits [batch, 1, vocab]. */
   lastPositionOnly?: boolean;
+  /**
+   * Weights streamed from disk one block at a time (hooks/streamed-weights.ts): the heap holds
+   * one block, the small globals and one vocabulary chunk; a backward is block-wise.
+   */
+  streamed?: boolean;
 }
+
+/** Floats of one unembedding chunk a streamed run uploads (hooks/streamed-weights.ts). */
+export const STREAM_CHUNK_FLOATS = 1 << 24;
 
 /**
  * Floats one block allocates in a forward. Every forward runs inside one `tf.tidy`, so nothing is
@@ -68,6 +76,7 @@ function blockParams(cfg: ModelConfig): number {
  */
 export function estimateBytes(config: ConfigInput, w: WorkloadShape): number {
   const cfg = resolveConfig(config);
+  if (w.streamed) return estimateStreamedBytes(cfg, w);
   const d = cfg.dModel;
   const bp = w.batch * w.pos;
   const bw = blockParams(cfg);
@@ -80,6 +89,28 @@ export function estimateBytes(config: ConfigInput, w: WorkloadShape): number {
   const backward = w.backward ? cfg.nLayers * block + bp * 24 * d + 4 * bv : 0;
   const cached = (w.cachedResiduals ?? 0) * bp * d;
   return 4 * (params + forward + backward + cached);
+}
+
+/**
+ * Estimated peak bytes of a streamed call: one block's weights (uploaded, with the fused q|k|v
+ * copy) and the globals instead of the model; one vocabulary chunk and its [rows, chunk] logits;
+ * a forward's activations (they live until the call ends, as in the whole-model forward); for a
+ * block-wise backward, the residual saved at every block boundary plus one block recomputed on
+ * the tape (forward and its gradients).
+ */
+function estimateStreamedBytes(cfg: ModelConfig, w: WorkloadShape): number {
+  const d = cfg.dModel;
+  const bp = w.batch * w.pos;
+  const rows = w.batch * (w.lastPositionOnly ? 1 : w.pos);
+  const chunk = Math.min(cfg.dVocab * d, STREAM_CHUNK_FLOATS);
+  const pos = cfg.positional === 'learned' ? cfg.nCtx * d : 2 * cfg.nCtx * cfg.rotaryDim;
+  const params = blockParams(cfg) + pos + 2 * d + (cfg.unembedBias ? cfg.dVocab : 0) + chunk + bp * d;
+  const block = blockFloats(cfg, w.batch, w.pos);
+  const bv = rows * cfg.dVocab;
+  const logits = 2 * rows * (chunk / d) + 4 * bv;
+  const acts = w.backward ? (cfg.nLayers + 1) * bp * d + 3 * block + bp * 24 * d : cfg.nLayers * block + bp * 16 * d;
+  const cached = (w.cachedResiduals ?? 0) * bp * d;
+  return 4 * (params + logits + acts + cached);
 }
 
 /** Largest batch whose estimate stays under the wasm limit (at least 0). */

@@ -25,6 +25,9 @@ import { buildForwardTensors, embed, runBlocks, type ForwardTensors } from '../m
 import { patternFromQK } from '../models/parts/attention.ts';
 import { rotaryTables, type RotaryTables } from '../models/parts/rotary.ts';
 import { graphTopology, type GraphTopology } from '../models/topology.ts';
+import type { BlockSource } from '../models/block-source.ts';
+import { StreamedWeights, type StreamStats } from './streamed-weights.ts';
+import { streamedCacheAndGrads, streamedForward, type StreamedEngine } from './streamed-forward.ts';
 
 /** Token input: ids as nested arrays [batch][pos], or an int32 tensor [batch, pos]. */
 export type TokenInput = number[][] | tf.Tensor2D;
@@ -83,6 +86,12 @@ export interface CacheAndGrads {
 /** A scalar metric of the logits, e.g. a logit difference. */
 export type MetricFn = (logits: tf.Tensor3D) => tf.Scalar;
 
+/** Options of a streamed model ({@link HookedTransformer.fromBlockSource}). */
+export interface StreamOptions {
+  /** Floats of one unembedding chunk [rows, d_model] (default 16M: 64 MB). */
+  chunkFloats?: number;
+}
+
 /** Options to build a model. */
 export interface BuildOptions {
   /** Make parameters `tf.Variable`s (for training). */
@@ -101,8 +110,10 @@ export class HookedTransformer {
   private readonly owned: tf.Tensor[] = [];
   private readonly rotary?: RotaryTables;
   private hashCache?: string;
+  /** Weights on disk, uploaded block by block (streamed models only). */
+  private readonly streamed?: StreamedWeights;
 
-  private constructor(cfg: ModelConfig, params: Map<string, tf.Tensor>, trainable: boolean) {
+  private constructor(cfg: ModelConfig, params: Map<string, tf.Tensor>, trainable: boolean, stream?: { source: BlockSource; chunkFloats?: number }) {
     this.cfg = cfg;
     this.params = params;
     this.trainable = trainable;
@@ -110,7 +121,9 @@ export class HookedTransformer {
       this.rotary = rotaryTables(cfg.nCtx, cfg.rotaryDim, cfg.ropeTheta);
       this.owned.push(this.rotary.cos, this.rotary.sin);
     }
-    if (!trainable) {
+    if (stream) {
+      this.streamed = new StreamedWeights(cfg, stream.source, stream.chunkFloats);
+    } else if (!trainable) {
       let fw: ForwardTensors | undefined;
       // The tidy frees the intermediate transposes and keeps what it returns.
       const created = tf.tidy(() => {
@@ -151,8 +164,35 @@ export class HookedTransformer {
     return new HookedTransformer(c, params, !!opts.trainable);
   }
 
+  /**
+   * A streamed model: its weights stay in `source` (a checkpoint on disk) and each block is
+   * uploaded just before it runs and freed right after, so the heap holds one block, not the model.
+   * Forward passes, caches and gradients ({@link runWithCacheAndGrads}, by a block-wise backward)
+   * give the same values as the whole model. The model owns `source` and closes it on dispose.
+   */
+  static fromBlockSource(source: BlockSource, opts: StreamOptions = {}): HookedTransformer {
+    const c = resolveConfig(source.config);
+    checkConfig(c);
+    return new HookedTransformer(c, new Map(), false, { source, chunkFloats: opts.chunkFloats });
+  }
+
+  /** `streamed` when weights are uploaded block by block from disk, `resident` when all sit on the heap. */
+  get execution(): 'resident' | 'streamed' {
+    return this.streamed ? 'streamed' : 'resident';
+  }
+
+  /** Where a streamed model spent its time so far (reading, uploading); undefined for resident models. */
+  streamStats(): StreamStats | undefined {
+    return this.streamed ? { ...this.streamed.stats } : undefined;
+  }
+
+  private engine(): StreamedEngine {
+    return { cfg: this.cfg, weights: this.streamed!, rotary: this.rotary };
+  }
+
   /** Copy the weights out as canonical split weights. */
   canonicalWeights(): CanonicalWeights {
+    if (this.streamed) throw new Error('canonicalWeights: a streamed model keeps its weights on disk (load it with --no-stream-weights to copy them out)');
     const w: CanonicalWeights = new Map();
     for (const [name, t] of this.params) w.set(name, { shape: t.shape.slice(), data: t.dataSync() as Float32Array });
     return w;
@@ -169,6 +209,7 @@ export class HookedTransformer {
    */
   weightHash(): string {
     if (this.hashCache && !this.trainable) return this.hashCache;
+    if (this.streamed) return (this.hashCache = this.streamed.source.hash());
     const h = createHash('sha256');
     h.update(JSON.stringify(this.cfg));
     for (const [name, t] of this.params) {
@@ -277,6 +318,7 @@ export class HookedTransformer {
         }
       }
     }
+    if (this.streamed) return this.streamedForwardRaw(tokens, opts);
     const w = this.fw ?? buildForwardTensors(this.cfg, this.params).tensors;
     let resid: tf.Tensor;
     const start = opts.startAtLayer ?? 0;
@@ -305,13 +347,34 @@ export class HookedTransformer {
     }) as tf.Tensor3D;
   }
 
+  /** Where a forward starts: checked tokens, or a checked residual at `startAtLayer`. */
+  private startOf(tokens: TokenInput | undefined, opts: ForwardOptions): { tokens?: tf.Tensor2D; resid?: tf.Tensor; start: number } {
+    const start = opts.startAtLayer ?? 0;
+    if (start > 0 || opts.resid) {
+      if (!opts.resid) throw new Error(`startAtLayer=${start} needs "resid": the cached blocks.${start}.hook_resid_pre [batch, pos, d_model]`);
+      if (start < 0 || start >= this.cfg.nLayers) throw new Error(`startAtLayer=${start} is out of range [0, ${this.cfg.nLayers})`);
+      const r = opts.resid;
+      if (r.rank !== 3 || r.shape[2] !== this.cfg.dModel) throw new Error(`resid must be [batch, pos, ${this.cfg.dModel}], got [${r.shape.join(', ')}]`);
+      return { resid: r, start };
+    }
+    if (opts.prefixKV) throw new Error('prefixKV needs resid (the suffix of blocks.{l}.hook_resid_pre) and startAtLayer');
+    if (tokens === undefined) throw new Error('forward needs tokens (or resid with startAtLayer)');
+    return { tokens: this.tokenTensor(tokens), start: 0 };
+  }
+
+  /** The streamed forward body (no tidy). */
+  private streamedForwardRaw(tokens: TokenInput | undefined, opts: ForwardOptions): tf.Tensor3D {
+    if (opts.oneHotEmbed) throw new Error('oneHotEmbed (training) needs a whole-model (resident) model');
+    return streamedForward(this.engine(), this.startOf(tokens, opts), opts);
+  }
+
   /**
    * Forward pass. Returns logits [batch, pos, vocab] (caller disposes).
    * With `startAtLayer` and `resid`, resumes from a cached residual and ignores `tokens`.
    */
   forward(tokens: TokenInput | undefined, opts: ForwardOptions = {}): tf.Tensor3D {
     const [b, p] = this.inputShape(tokens, opts.resid);
-    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly }, 'this forward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'this forward pass');
     if (this.trainable) return this.forwardRaw(tokens, opts); // training code manages its own scope
     return tf.tidy(() => this.forwardRaw(tokens, opts));
   }
@@ -337,7 +400,7 @@ export class HookedTransformer {
     const names = this.resolveNames(opts.names);
     const [b, p] = this.inputShape(tokens, opts.resid);
     // The cache holds tensors the forward's scope keeps alive anyway: no extra memory.
-    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly }, 'runWithCache');
+    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'runWithCache');
     return tf.tidy(() => {
       const cache: ActivationCache = {};
       const hooks: Hook[] = [
@@ -362,7 +425,8 @@ export class HookedTransformer {
     // Each probed hook costs about 5 copies of its activation (probe, cache, gradient, tape), measured
     // in units of one residual stream [b, p, d_model].
     const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
-    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly }, 'a forward and backward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'a forward and backward pass');
+    if (this.streamed) return this.streamedGrads(tokens, metric, names, opts);
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {
@@ -415,9 +479,24 @@ export class HookedTransformer {
     }
   }
 
+  /** runWithCacheAndGrads on a streamed model: the block-wise backward. */
+  private streamedGrads(tokens: TokenInput | undefined, metric: MetricFn, names: string[], opts: CacheOptions): CacheAndGrads {
+    if (opts.oneHotEmbed) throw new Error('oneHotEmbed (training) needs a whole-model (resident) model');
+    const input = this.startOf(tokens, opts);
+    try {
+      return streamedCacheAndGrads(this.engine(), input, metric, names, opts);
+    } finally {
+      if (input.tokens && input.tokens !== tokens) input.tokens.dispose();
+    }
+  }
+
   /** Free the model's weights. */
   dispose(): void {
     for (const t of this.owned) t.dispose();
     for (const t of this.params.values()) t.dispose();
+    if (this.streamed) {
+      this.streamed.dispose();
+      this.streamed.source.close();
+    }
   }
 }

@@ -1,0 +1,177 @@
+/**
+ * The weights of a streamed model: a {@link BlockSource} on disk, of which only the small global
+ * tensors (final norm, learned positions, unembedding bias) stay uploaded. A block's tensors are
+ * uploaded just before the block runs and freed right after; the embedding gathers only the rows
+ * of the tokens in the batch; the unembedding runs in vocabulary chunks, so a 256,000-token
+ * vocabulary is never uploaded whole.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../models/config.ts';
+import type { BlockSource } from '../models/block-source.ts';
+import { buildBlockTensors, type BlockTensors } from '../models/forward.ts';
+import type { NormWeights } from '../models/parts/norm.ts';
+import { STREAM_CHUNK_FLOATS } from '../backend/memory-guard.ts';
+
+
+/** Where a streamed run spent its time, in seconds (summed over calls). */
+export interface StreamStats {
+  /** Reading from disk and widening to float32 (positional reads; the OS page cache serves repeats). */
+  readSeconds: number;
+  /** Creating tensors and the block's forward layout. */
+  uploadSeconds: number;
+  /** Blocks uploaded. */
+  blocksUploaded: number;
+  /** Unembedding chunks uploaded. */
+  chunksUploaded: number;
+}
+
+/** One uploaded block: its forward layout and the tensors to free. */
+export interface UploadedBlock {
+  tensors: BlockTensors;
+  dispose(): void;
+}
+
+/** Streamed weights of one model (see the module comment). Call {@link dispose} to free the globals. */
+export class StreamedWeights {
+  readonly stats: StreamStats = { readSeconds: 0, uploadSeconds: 0, blocksUploaded: 0, chunksUploaded: 0 };
+  /** Final norm weights (resident). */
+  readonly lnFinal: NormWeights;
+  /** [nCtx, d] learned positions (resident), when the model has them. */
+  readonly Wpos?: tf.Tensor2D;
+  /** [V] unembedding bias (resident), when the model has one. */
+  readonly bU?: tf.Tensor1D;
+  private readonly owned: tf.Tensor[] = [];
+
+  /**
+   * @param chunkFloats floats of one unembedding chunk [rows, d_model] (default 16M = 64 MB;
+   *   the memory guard counts this size).
+   */
+  constructor(
+    readonly cfg: ModelConfig,
+    readonly source: BlockSource,
+    private readonly chunkFloats = STREAM_CHUNK_FLOATS,
+  ) {
+    const g = this.timedRead(() => source.readGlobals());
+    const up = (n: string) => {
+      const a = g.get(n);
+      if (!a) return undefined;
+      const t = tf.tensor(a.data, a.shape, 'float32');
+      this.owned.push(t);
+      return t;
+    };
+    const w = up('ln_final.w') as tf.Tensor1D;
+    if (!w) throw new Error('internal: the block source has no ln_final.w');
+    this.lnFinal = { w, b: up('ln_final.b') as tf.Tensor1D | undefined };
+    if (cfg.normType === 'gemma-rmsnorm') {
+      this.lnFinal.gain = tf.add(w, 1) as tf.Tensor1D;
+      this.owned.push(this.lnFinal.gain);
+    }
+    this.Wpos = up('pos_embed.W_pos') as tf.Tensor2D | undefined;
+    this.bU = up('unembed.b_U') as tf.Tensor1D | undefined;
+  }
+
+  private timedRead<T>(f: () => T): T {
+    const t0 = performance.now();
+    try {
+      return f();
+    } finally {
+      this.stats.readSeconds += (performance.now() - t0) / 1000;
+    }
+  }
+
+  /** Read and upload block `l`; the caller disposes the result when the block is done. */
+  uploadBlock(l: number): UploadedBlock {
+    const sd = this.timedRead(() => this.source.readBlock(l));
+    const t0 = performance.now();
+    const params = new Map<string, tf.Tensor>();
+    const created: tf.Tensor[] = [];
+    let tensors: BlockTensors | undefined;
+    // The tidy frees the intermediate transposes; what the layout holds is kept explicitly.
+    tf.tidy(() => {
+      for (const [name, a] of sd) params.set(name, tf.keep(tf.tensor(a.data, a.shape, 'float32')));
+      tensors = buildBlockTensors(this.cfg, l, params, (t) => (created.push(tf.keep(t)), t));
+    });
+    this.stats.uploadSeconds += (performance.now() - t0) / 1000;
+    this.stats.blocksUploaded++;
+    return {
+      tensors: tensors!,
+      dispose: () => {
+        for (const t of created) t.dispose();
+        for (const t of params.values()) t.dispose();
+      },
+    };
+  }
+
+  /**
+   * The embedding rows of the batch's tokens and the tokens renumbered into them: W_E restricted
+   * to the distinct ids, [n, d], and ids [batch, pos] int32 into its rows. The caller disposes both.
+   */
+  embeddingRows(tokens: tf.Tensor2D): { WE: tf.Tensor2D; ids: tf.Tensor2D } {
+    const flat = tokens.dataSync();
+    const distinct = [...new Set(Array.from(flat))].sort((a, b) => a - b);
+    const index = new Map(distinct.map((id, i) => [id, i]));
+    const rows = this.timedRead(() => this.source.readEmbeddingRows(distinct));
+    const WE = tf.tensor2d(rows, [distinct.length, this.cfg.dModel]);
+    const ids = tf.tensor2d(Int32Array.from(flat, (id) => index.get(id)!), tokens.shape, 'int32');
+    return { WE, ids };
+  }
+
+  /** Row ranges [v0, v1) of the vocabulary, one unembedding chunk each. */
+  chunks(): [number, number][] {
+    const V = this.cfg.dVocab;
+    const rows = Math.max(1, Math.floor(this.chunkFloats / this.cfg.dModel));
+    const out: [number, number][] = [];
+    for (let v0 = 0; v0 < V; v0 += rows) out.push([v0, Math.min(V, v0 + rows)]);
+    return out;
+  }
+
+  /** Upload unembedding rows [v0, v1) as a [v1 − v0, d] tensor (W_Uᵀ's rows); caller disposes. */
+  private chunk(v0: number, v1: number): tf.Tensor2D {
+    const rows = this.timedRead(() => this.source.readUnembedRows(v0, v1));
+    this.stats.chunksUploaded++;
+    return tf.tensor2d(rows, [v1 - v0, this.cfg.dModel]);
+  }
+
+  /** Logits before any soft-cap, chunked over the vocabulary: xf [b, p, d] → [b, p, V]. No tape. */
+  unembed(xf: tf.Tensor): tf.Tensor {
+    const [b, p, d] = xf.shape as [number, number, number];
+    const parts: tf.Tensor[] = [];
+    for (const [v0, v1] of this.chunks()) {
+      const W = this.chunk(v0, v1);
+      parts.push(tf.tidy(() => tf.matMul(tf.reshape(xf, [b * p, d]), W, false, true))); // [b·p, c]
+      W.dispose();
+    }
+    const logits = tf.tidy(() => {
+      const all = parts.length === 1 ? parts[0] : tf.concat(parts, 1); // [b·p, V]
+      return tf.reshape(this.bU ? tf.add(all, this.bU) : all, [b, p, this.cfg.dVocab]);
+    });
+    if (parts.length > 1) for (const t of parts) t.dispose();
+    return logits;
+  }
+
+  /** The unembedding's vector–Jacobian product: dLogits [b, p, V] → d xf [b, p, d] (chunked). */
+  unembedVjp(dLogits: tf.Tensor): tf.Tensor {
+    const [b, p, V] = dLogits.shape as [number, number, number];
+    const d = this.cfg.dModel;
+    let acc: tf.Tensor | undefined;
+    for (const [v0, v1] of this.chunks()) {
+      const W = this.chunk(v0, v1);
+      const next = tf.tidy(() => {
+        const g = tf.slice(tf.reshape(dLogits, [b * p, V]), [0, v0], [b * p, v1 - v0]); // [b·p, c]
+        const part = tf.matMul(g, W); // [b·p, d]
+        return acc ? tf.add(acc, part) : part;
+      });
+      W.dispose();
+      acc?.dispose();
+      acc = next;
+    }
+    const out = tf.reshape(acc!, [b, p, d]);
+    acc!.dispose();
+    return out;
+  }
+
+  /** Free the resident globals (the source stays open: close it separately). */
+  dispose(): void {
+    for (const t of this.owned) t.dispose();
+  }
+}
