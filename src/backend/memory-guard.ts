@@ -144,3 +144,36 @@ export function guardMemory(cfg: ConfigInput, w: WorkloadShape, what = 'this run
       ', or use a GPU backend.',
   );
 }
+
+/** How a model runs: all weights on the heap, or streamed from disk block by block. */
+export interface ExecutionChoice {
+  mode: 'resident' | 'streamed';
+  /** One line saying why, for logs. */
+  reason: string;
+}
+
+/** The smallest useful call, for the whole-model test: one 64-token prompt, forward and backward. */
+const PROBE_WORKLOAD: WorkloadShape = { batch: 1, pos: 64, backward: true, lastPositionOnly: true };
+
+/**
+ * Whole-model or streamed execution for a model, decided before any weight is read: streamed when
+ * one 64-token forward and backward of the whole model would not fit the heap (or when forced).
+ * @param force `true` / `false` from `--stream-weights` / `--no-stream-weights`; undefined decides.
+ * @throws when even a streamed 64-token call would not fit (one block is too large).
+ */
+export function chooseExecution(config: ConfigInput, force?: boolean, backend = tf.getBackend()): ExecutionChoice {
+  const cfg = resolveConfig(config);
+  const gb = (b: number) => (b / 1e9).toFixed(2);
+  const whole = estimateBytes(cfg, PROBE_WORKLOAD);
+  const streamed = estimateBytes(cfg, { ...PROBE_WORKLOAD, streamed: true });
+  if (force === false) return { mode: 'resident', reason: `whole model on the heap (--no-stream-weights; about ${gb(whole)} GB for a 64-token pass)` };
+  if (backend === 'wasm' && streamed > WASM_HEAP_LIMIT_BYTES) {
+    throw new Error(`even streamed, one block of this model and a 64-token pass need about ${gb(streamed)} GB, over the wasm heap's ${gb(WASM_HEAP_LIMIT_BYTES)} GB limit`);
+  }
+  if (force === true) return { mode: 'streamed', reason: `weights streamed from disk block by block (--stream-weights; about ${gb(streamed)} GB for a 64-token pass)` };
+  if (backend !== 'wasm' || whole <= WASM_HEAP_LIMIT_BYTES) return { mode: 'resident', reason: `whole model on the heap (about ${gb(whole)} GB for a 64-token pass)` };
+  return {
+    mode: 'streamed',
+    reason: `weights streamed from disk block by block: the whole model needs about ${gb(whole)} GB for a 64-token pass, over the wasm heap's ${gb(WASM_HEAP_LIMIT_BYTES)} GB limit (streamed: about ${gb(streamed)} GB)`,
+  };
+}
