@@ -22,7 +22,7 @@ import type { PatchingData } from '../patching/data.ts';
 import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
-import { layerTargets, type CircuitGraph, type GraphTarget } from './graph.ts';
+import { layerTargets, type CircuitGraph } from './graph.ts';
 import { graphForward, graphForwardRaw, type GraphForwardOptions, type GraphProbes } from './graph-forward.ts';
 
 /** Edge-scoring methods. */
@@ -86,16 +86,6 @@ function targetScores(delta: tf.Tensor, grad: tf.Tensor, n: number): tf.Tensor3D
   return tf.matMul(d, g) as tf.Tensor3D; // [P, n, T]
 }
 
-/** Write [P, n, T] scores of `targets` into the edge-major per-position array [E · P]. */
-function place(out: Float32Array, P: number, vals: Float32Array, n: number, targets: GraphTarget[]): void {
-  const T = targets.length;
-  for (let p = 0; p < P; p++) {
-    for (let u = 0; u < n; u++) {
-      for (let t = 0; t < T; t++) out[(targets[t].edgeOffset + u) * P + p] += vals[(p * n + u) * T + t];
-    }
-  }
-}
-
 /** The input node's output [B, P, D] from stacked node outputs [N, B, P, D]. */
 function first(x: tf.Tensor): tf.Tensor {
   const [, B, P, D] = x.shape as number[];
@@ -107,6 +97,93 @@ export function nodeOutputs(model: HookedTransformer, graph: CircuitGraph, token
   const r = graphForward(model, graph, tokens, { collectOutputs: true, hooks });
   r.logits.dispose();
   return r.outputs!;
+}
+
+/** Zero probes on every node input: q [B, P, H, D], k / v [B, P, KV, D] per layer, MLP and logits [B, P, D]. */
+function zeroProbes(L: number, B: number, P: number, H: number, KV: number, D: number): GraphProbes {
+  return {
+    q: Array.from({ length: L }, () => tf.zeros([B, P, H, D])),
+    k: Array.from({ length: L }, () => tf.zeros([B, P, KV, D])),
+    v: Array.from({ length: L }, () => tf.zeros([B, P, KV, D])),
+    mlp: Array.from({ length: L }, () => tf.zeros([B, P, D])),
+    logits: tf.zeros([B, P, D]),
+  };
+}
+
+/** What one gradient pass of {@link attributeEdges} needs. */
+interface GradPass {
+  model: HookedTransformer;
+  graph: CircuitGraph;
+  data: PatchingData;
+  metric: Metric;
+  base: Baselines;
+  ctx: ReturnType<typeof metricContext>;
+  rules?: RuleSet;
+  opts: AttributeOptions;
+  /** Node outputs of the corrupt run and clean − corrupt, [N, B, P, D]. */
+  corrupt: tf.Tensor;
+  delta: tf.Tensor;
+}
+
+/**
+ * One backward pass (input node interpolated at `alpha` for eap-ig, else the corrupt run): per
+ * layer l < L the scores [P, n, H + 2·KV + 1] of its targets over the MLP's upstream prefix n
+ * (q per head, k and v per kv head, the MLP), and for l = L the logits' [P, n, 1]. Caller disposes.
+ */
+function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
+  const { model, graph, data, opts } = gp;
+  const { nLayers: L, nHeads: H, dModel: D } = model.cfg;
+  const KV = graph.nKvHeads;
+  return tf.tidy(() => {
+    const inputOverride = alpha !== undefined ? tf.add(first(gp.corrupt), tf.mul(first(gp.delta), alpha)) : undefined; // [B, P, D]
+    const probes = zeroProbes(L, data.clean.length, data.pos, H, KV, D);
+    const flat = [...probes.q, ...probes.k, ...probes.v, ...probes.mlp, probes.logits];
+    const m = scalarMetric(gp.metric, data, gp.base, gp.ctx);
+    const f = (...ds: tf.Tensor[]): tf.Scalar => {
+      const pr: GraphProbes = { q: ds.slice(0, L), k: ds.slice(L, 2 * L), v: ds.slice(2 * L, 3 * L), mlp: ds.slice(3 * L, 4 * L), logits: ds[4 * L] };
+      const { logits } = graphForwardRaw(model, graph, data.corrupt, { probes: pr, rules: gp.rules, hooks: opts.hooks, graphHooks: opts.graphHooks, inputOverride });
+      // Tie every probe to the output: tfjs throws for inputs with no path (e.g. frozen patterns).
+      return tf.add(m(logits), tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0)) as tf.Scalar;
+    };
+    const { grads } = tf.valueAndGrads(f)(flat);
+    const out: tf.Tensor3D[] = [];
+    for (let l = 0; l < L; l++) {
+      const ts = layerTargets(graph, l);
+      // Target order of layerTargets: q (H), k (KV), v (KV), MLP: [B, P, H + 2·KV + 1, D].
+      const g = tf.concat([grads[l], grads[L + l], grads[2 * L + l], tf.expandDims(grads[3 * L + l], 2)], 2);
+      // Heads read a prefix no longer than the MLP's: score all with the MLP's, drop extras in accumulate.
+      out.push(targetScores(gp.delta, g, ts[H + 2 * KV].nUp));
+    }
+    out.push(targetScores(gp.delta, tf.expandDims(grads[4 * L], 2), layerTargets(graph, L)[0].nUp));
+    return out;
+  });
+}
+
+/**
+ * Add one pass's per-layer scores into the edge-major per-position array [E · P]. `vals` of
+ * layer l is [P, n, T] over the last target's prefix n; the head targets (all but the last of a
+ * layer) keep only u < their own nUp. Disposes `layerVals`.
+ */
+function accumulate(perPos: Float32Array, graph: CircuitGraph, layerVals: tf.Tensor3D[], P: number): void {
+  try {
+    for (let l = 0; l <= graph.nLayers; l++) {
+      const ts = layerTargets(graph, l);
+      const T = ts.length;
+      const n = ts[T - 1].nUp;
+      const [p0, n0, t0] = layerVals[l].shape;
+      if (p0 !== P || n0 !== n || t0 !== T) throw new Error(`internal: layer ${l} scores are [${p0}, ${n0}, ${t0}], expected [${P}, ${n}, ${T}]`);
+      const vals = layerVals[l].dataSync() as Float32Array;
+      for (let t = 0; t < T; t++) {
+        const nUp = ts[t].nUp;
+        const off = ts[t].edgeOffset;
+        for (let p = 0; p < P; p++) {
+          for (let u = 0; u < nUp; u++) perPos[(off + u) * P + p] += vals[(p * n + u) * T + t];
+        }
+      }
+    }
+  } finally {
+    tf.dispose(layerVals);
+  }
 }
 
 /**
@@ -124,8 +201,6 @@ export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, da
   const rules: RuleSet | undefined = method === 'eap-relp' ? resolveRules(opts.rules) : undefined;
   const steps = method === 'eap-ig' ? (opts.igSteps ?? 5) : 1;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`igSteps must be a positive integer, got ${opts.igSteps}`);
-  const { nLayers: L, nHeads: H, dModel: D } = model.cfg;
-  const B = data.clean.length;
   const P = data.pos;
   const E = graph.nEdges;
   const progress = opts.progress ?? silentProgress;
@@ -135,72 +210,18 @@ export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, da
   const clean = nodeOutputs(model, graph, data.clean, opts.hooks);
   const corrupt = nodeOutputs(model, graph, data.corrupt, opts.hooks);
   const delta = tf.sub(clean, corrupt); // [N, B, P, D]
+  const gp: GradPass = { model, graph, data, metric, base, ctx, rules, opts, corrupt, delta };
   try {
     progress.start(steps, method);
     for (let i = 0; i < steps; i++) {
-      const alpha = method === 'eap-ig' ? (i + 0.5) / steps : 0;
-      const layerVals = tf.tidy(() => {
-        const inputOverride = method === 'eap-ig' ? tf.add(first(corrupt), tf.mul(first(delta), alpha)) : undefined; // [B, P, D]
-        const zeros4 = () => tf.zeros([B, P, H, D]);
-        const probes: GraphProbes = {
-          q: Array.from({ length: L }, zeros4),
-          k: Array.from({ length: L }, zeros4),
-          v: Array.from({ length: L }, zeros4),
-          mlp: Array.from({ length: L }, () => tf.zeros([B, P, D])),
-          logits: tf.zeros([B, P, D]),
-        };
-        const flat = [...probes.q, ...probes.k, ...probes.v, ...probes.mlp, probes.logits];
-        const m = scalarMetric(metric, data, base, ctx);
-        const f = (...ds: tf.Tensor[]): tf.Scalar => {
-          const pr: GraphProbes = { q: ds.slice(0, L), k: ds.slice(L, 2 * L), v: ds.slice(2 * L, 3 * L), mlp: ds.slice(3 * L, 4 * L), logits: ds[4 * L] };
-          const { logits } = graphForwardRaw(model, graph, data.corrupt, { probes: pr, rules, hooks: opts.hooks, graphHooks: opts.graphHooks, inputOverride });
-          // Tie every probe to the output: tfjs throws for inputs with no path (e.g. frozen patterns).
-          return tf.add(m(logits), tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0)) as tf.Scalar;
-        };
-        const { grads } = tf.valueAndGrads(f)(flat);
-        const out: tf.Tensor[] = [];
-        for (let l = 0; l <= L; l++) {
-          const ts = layerTargets(graph, l);
-          if (l === L) {
-            out.push(targetScores(delta, tf.expandDims(grads[4 * L], 2), ts[0].nUp));
-            continue;
-          }
-          const g = tf.concat([grads[l], grads[L + l], grads[2 * L + l], tf.expandDims(grads[3 * L + l], 2)], 2); // [B, P, 3H+1, D]
-          // Heads read a shorter prefix than the MLP: score all with the MLP's prefix, drop extras below.
-          out.push(targetScores(delta, g, ts[3 * H].nUp));
-        }
-        return out;
-      });
-      for (let l = 0; l <= L; l++) {
-        const ts = layerTargets(graph, l);
-        const vals = layerVals[l].dataSync() as Float32Array;
-        layerVals[l].dispose();
-        const n = ts[ts.length - 1].nUp;
-        if (l === L) {
-          place(perPos, P, vals, n, ts);
-          continue;
-        }
-        // vals is [P, n, 3H+1] over the MLP prefix; heads keep only u < their own nUp.
-        const nHead = ts[0].nUp;
-        const T = ts.length;
-        for (let p = 0; p < P; p++) {
-          for (let u = 0; u < n; u++) {
-            for (let t = 0; t < T; t++) {
-              if (t < 3 * H && u >= nHead) continue;
-              perPos[(ts[t].edgeOffset + u) * P + p] += vals[(p * n + u) * T + t];
-            }
-          }
-        }
-      }
+      accumulate(perPos, graph, gradientPass(gp, method === 'eap-ig' ? (i + 0.5) / steps : undefined), P);
       progress.increment();
     }
   } finally {
     progress.stop();
     disposeContext(ctx);
     base.cleanLogProbs.dispose();
-    clean.dispose();
-    corrupt.dispose();
-    delta.dispose();
+    tf.dispose([clean, corrupt, delta]);
   }
   const scores = new Float32Array(E);
   for (let e = 0; e < E; e++) {

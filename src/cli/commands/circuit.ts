@@ -23,7 +23,7 @@ import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.t
 import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges } from '../../circuits/prune.ts';
-import { edgeCountFormula } from '../../circuits/graph.ts';
+import { buildGraph } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
 import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
@@ -122,8 +122,9 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
     }
     const progress = opts.progress === false ? silentProgress : barProgress();
     if (opts.method.includes('exact')) {
-      const { nLayers: L, nHeads: H } = model.cfg;
-      process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${edgeCountFormula(L, H)} edges); meant for small models\n`);
+      // The model's own graph: the closed form counts MHA with sequential blocks only.
+      const nEdges = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology()).nEdges;
+      process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${nEdges} edges); meant for small models\n`);
     }
     let precomputed: CircuitRunOptions['precomputed'];
     if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
