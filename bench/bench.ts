@@ -741,6 +741,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--profile', 'per-kernel CPU profile of a forward and a forward+backward', false)
     .option('--seed <n>', 'seed of the random weights', (v) => Number(v), 0)
     .option('--out <path>', 'where to write the JSON result', join(ROOT, 'bench/results.json'))
+    .option('--model-shape <name>', 'instead: relp patch (atp, relp) on a random checkpoint of this shape: gpt2-small, gpt2-large, gemma2-2b, llama3-8b (bench/large-models.ts)')
+    .option('--dtype <dtype>', 'with --model-shape: storage dtype F32, F16 or BF16 (default: as the hub ships it)')
+    .option('--pairs <n>', 'with --model-shape: prompt pairs', positiveInt('pairs'), 4)
+    .option('--reference', 'with --model-shape: compare the scores with the PyTorch reference (test/reference/hf_reference.py)', false)
+    .option('--no-passes', 'with --model-shape: skip the in-process forward / backward timings')
+    .option('--shapes-dir <dir>', 'with --model-shape: where checkpoints are written and kept', join(tmpdir(), 'relp-shapes'))
     .exitOverride();
   try {
     program.parse(argv, { from: 'user' });
@@ -758,6 +764,20 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  const shape = program.opts<{ modelShape?: string; dtype?: string; pairs: number; reference: boolean; passes: boolean; shapesDir: string }>();
+  if (shape.modelShape) {
+    const dtype = shape.dtype?.toUpperCase();
+    if (dtype !== undefined && !['F32', 'F16', 'BF16'].includes(dtype)) {
+      process.stderr.write(`--dtype must be F32, F16 or BF16, got "${shape.dtype}"\n`);
+      return 2;
+    }
+    const { runLargeModelBench } = await import('./large-models.ts');
+    const r = await runLargeModelBench({ shape: shape.modelShape, dtype: dtype as 'F32' | undefined, dir: shape.shapesDir, pairs: shape.pairs, reference: shape.reference, passes: shape.passes, log });
+    const out = a.out.replace(/\.json$/, `-${shape.modelShape}${dtype ? '-' + dtype.toLowerCase() : ''}.json`);
+    writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(r) + '\n');
+    return 0;
+  }
   const cfg = configFromHF(JSON.parse(readFileSync(GPT2_CONFIG_PATH, 'utf8')));
   const result = await runBench({
     quick: a.quick,

@@ -1,0 +1,173 @@
+/**
+ * `npm run bench -- --model-shape NAME [--dtype F32|BF16] [--pairs N] [--reference]`: relp on a
+ * random checkpoint of a real model's shape (gpt2-small, gpt2-large, gemma2-2b, llama3-8b; see
+ * src/models/random-checkpoint.ts), written once to disk and kept (`--dir`).
+ *
+ * Runs `relp patch --methods atp,relp --components resid_pre,attn_out,mlp_out` as a child process
+ * under `/usr/bin/time -v` (wall time, peak RSS), reads its run.json, and with `--reference` runs
+ * the independent PyTorch reference (test/reference/hf_reference.py) on the same pairs and weights
+ * and reports the largest relative difference per method and component. Then, in this process,
+ * times a streamed forward and a forward + block-wise backward with the read / upload / compute
+ * split; on gpt2-small also the whole-model passes, for the streamed ÷ whole ratio.
+ *
+ * Opt-in and slow (minutes to an hour on 2 cores): never part of `npm test`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CHECKPOINT_SHAPES, writeRandomCheckpoint } from '../src/models/random-checkpoint.ts';
+import type { SafetensorsDtype } from '../src/io/safetensors.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TOKENIZER_DIR = join(ROOT, 'test/fixtures/gpt2-tokenizer');
+const PYTHON = process.env.RELP_TORCH_PYTHON || '/usr/bin/python3';
+const COMPONENTS = ['resid_pre', 'attn_out', 'mlp_out'] as const;
+const METHODS = ['atp', 'relp'] as const;
+
+/** Options of {@link runLargeModelBench}. */
+export interface LargeBenchOptions {
+  shape: string;
+  dtype?: SafetensorsDtype;
+  /** Where checkpoints are written and kept. */
+  dir: string;
+  pairs: number;
+  reference: boolean;
+  /** Also time passes in this process (forward, forward + backward). */
+  passes: boolean;
+  log: (s: string) => void;
+}
+
+/** The checkpoint folder of a shape and dtype, written once (a `.complete` marker says it is whole). */
+export function ensureCheckpoint(o: Pick<LargeBenchOptions, 'shape' | 'dtype' | 'dir' | 'log'>): string {
+  const shape = CHECKPOINT_SHAPES[o.shape];
+  if (!shape) throw new Error(`unknown --model-shape "${o.shape}" (use one of: ${Object.keys(CHECKPOINT_SHAPES).join(', ')})`);
+  const dtype = o.dtype ?? shape.dtype;
+  const dir = join(o.dir, `${o.shape}-${dtype.toLowerCase()}`);
+  if (!existsSync(join(dir, '.complete'))) {
+    o.log(`writing a random ${o.shape} checkpoint (${dtype}, ${shape.shards} file(s)) to ${dir}`);
+    const t0 = performance.now();
+    let last = 0;
+    const r = writeRandomCheckpoint(dir, {
+      config: shape.config,
+      dtype,
+      shards: shape.shards,
+      seed: 1,
+      onProgress: (w, total) => {
+        if (w - last > total / 10 || w === total) o.log(`  ${((100 * w) / total).toFixed(0)}% of ${(total / 1e9).toFixed(2)} GB`);
+        if (w - last > total / 10) last = w;
+      },
+    });
+    writeFileSync(join(dir, '.complete'), JSON.stringify({ parameters: r.parameters, bytes: r.tensorBytes, seconds: (performance.now() - t0) / 1000 }));
+  }
+  for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(TOKENIZER_DIR, f), join(dir, f));
+  return dir;
+}
+
+const NAMES = ['Mary', 'John', 'Sarah', 'David', 'Anna', 'James', 'Paul', 'Laura', 'Peter', 'Emma', 'Henry', 'Alice'];
+const PLACES = ['store', 'school', 'park', 'beach', 'garden', 'house'];
+
+/** n IOI-style pairs (ABC corruption), written as JSONL; all prompts tokenize to the same length under GPT-2's BPE. */
+function writeDataset(path: string, n: number): void {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const [a, b, c] = [NAMES[(2 * i) % NAMES.length], NAMES[(2 * i + 1) % NAMES.length], NAMES[(2 * i + 6) % NAMES.length]];
+    const place = PLACES[i % PLACES.length];
+    lines.push(JSON.stringify({ clean: `When ${a} and ${b} went to the ${place}, ${b} gave a drink to`, corrupt: `When ${a} and ${b} went to the ${place}, ${c} gave a drink to`, answer: ` ${a}`, wrong: ` ${b}` }));
+  }
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+/** `relp patch` under /usr/bin/time -v: wall seconds, peak RSS (GB), the run file and stderr. */
+function runPatch(model: string, data: string, out: string, log: (s: string) => void) {
+  const args = ['-v', process.execPath, join(ROOT, 'bin/relp.js'), 'patch', '--model', model, '--dataset', data, '--methods', METHODS.join(','), '--components', COMPONENTS.join(','), '--metric', 'logit-diff', '--workers', '1', '--force', '--out', out, '--json'];
+  log(`running: relp ${args.slice(3).join(' ')}`);
+  const t0 = performance.now();
+  const r = spawnSync('/usr/bin/time', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const wall = (performance.now() - t0) / 1000;
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  if (r.status !== 0) throw new Error(`relp patch failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
+  const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { scores: Record<string, Record<string, { values: number[][] }>>; dataset: { pairs: unknown[] } };
+  return { wall, peakRssGB: rss ? Number(rss[1]) / 1e6 : NaN, run, stderr: r.stderr };
+}
+
+/** Largest |relp − torch| / max |torch| per method and component. */
+function compareWithReference(model: string, pairs: unknown[], run: { scores: Record<string, Record<string, { values: number[][] }>> }, big: boolean, dir: string) {
+  const pairsFile = join(dir, 'pairs.json');
+  writeFileSync(pairsFile, JSON.stringify({ pairs }));
+  const args = [join(ROOT, 'test/reference/hf_reference.py'), 'patch', '--model', model, '--pairs', pairsFile, '--methods', METHODS.join(','), '--rules', 'relp', '--components', COMPONENTS.join(','), '--raw-metric', ...(big ? ['--float32'] : [])];
+  const t0 = performance.now();
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`reference failed: ${r.stderr.slice(-2000)}`);
+  const ref = JSON.parse(r.stdout) as { scores: Record<string, Record<string, number[][]>> };
+  const rows: { method: string; component: string; relErr: number; scale: number }[] = [];
+  for (const m of METHODS) {
+    for (const c of COMPONENTS) {
+      const got = run.scores[m][c].values.flat();
+      const want = ref.scores[m][c].flat();
+      const scale = Math.max(1e-12, ...want.map(Math.abs));
+      const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));
+      rows.push({ method: m, component: c, relErr: err / scale, scale });
+    }
+  }
+  return { rows, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Run the benchmark of one shape; returns the JSON-able result. */
+export async function runLargeModelBench(o: LargeBenchOptions): Promise<Record<string, unknown>> {
+  mkdirSync(o.dir, { recursive: true });
+  const load0 = loadavg()[0];
+  const model = ensureCheckpoint(o);
+  const work = join(o.dir, `${o.shape}-work`);
+  mkdirSync(work, { recursive: true });
+  const data = join(work, 'data.jsonl');
+  writeDataset(data, o.pairs);
+  const patch = runPatch(model, data, join(work, 'run'), o.log);
+  const execution = /relp: execution: (.*)/.exec(patch.stderr)?.[1] ?? '';
+  const stream = /relp: streamed: (.*)/.exec(patch.stderr)?.[1] ?? '';
+  o.log(`relp patch: ${patch.wall.toFixed(1)} s wall, peak RSS ${patch.peakRssGB.toFixed(2)} GB; ${execution}; ${stream}`);
+  const result: Record<string, unknown> = { shape: o.shape, dtype: o.dtype ?? CHECKPOINT_SHAPES[o.shape].dtype, pairs: o.pairs, load_avg_start: load0, patch: { wall_s: patch.wall, peak_rss_gb: patch.peakRssGB, execution, stream } };
+  if (o.reference) {
+    const big = o.shape !== 'gpt2-small' && o.shape !== 'gpt2-large';
+    const cmp = compareWithReference(model, patch.run.dataset.pairs, patch.run, big, work);
+    for (const r of cmp.rows) o.log(`  ${r.method}/${r.component}: max rel err ${r.relErr.toExponential(2)} (scale ${r.scale.toExponential(2)})`);
+    result.reference = cmp;
+  }
+  if (o.passes) result.passes = await timePasses(model, o.shape === 'gpt2-small', o.log);
+  result.load_avg_end = loadavg()[0];
+  return result;
+}
+
+/** Forward and forward + backward on 4 × 16 tokens, streamed (and whole when `whole`), in this process. */
+async function timePasses(dir: string, whole: boolean, log: (s: string) => void): Promise<Record<string, number>> {
+  const { loadModel } = await import('../src/hooks/load-model.ts');
+  const out: Record<string, number> = {};
+  for (const stream of whole ? [false, true] : [true]) {
+    const m = await loadModel(dir, { stream });
+    const tokens = Array.from({ length: 4 }, (_, b) => Array.from({ length: 16 }, (_, i) => (b * 131 + i * 17) % 50000));
+    const names = [0, m.model.cfg.nLayers - 1].map((l) => `blocks.${l}.hook_resid_pre`);
+    const metric = (lg: tf.Tensor3D) => tf.sum(tf.slice(lg, [0, 15, 0], [4, 1, 2])) as tf.Scalar;
+    const time = (f: () => void) => {
+      const t0 = performance.now();
+      f();
+      return (performance.now() - t0) / 1000;
+    };
+    const key = stream ? 'streamed' : 'whole';
+    out[`${key}_forward_s`] = time(() => m.model.forward(tokens, { lastPositionOnly: true }).dispose());
+    out[`${key}_forward_backward_s`] = time(() => {
+      const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true });
+      tf.dispose([r.logits, r.value, ...Object.values(r.cache), ...Object.values(r.grads)]);
+    });
+    const s = m.model.streamStats();
+    if (s) Object.assign(out, { streamed_read_s: s.readSeconds, streamed_upload_s: s.uploadSeconds, streamed_blocks: s.blocksUploaded });
+    log(`${key}: forward ${out[`${key}_forward_s`].toFixed(2)} s, forward+backward ${out[`${key}_forward_backward_s`].toFixed(2)} s${s ? ` (read ${s.readSeconds.toFixed(2)} s, upload ${s.uploadSeconds.toFixed(2)} s over both)` : ''}`);
+    m.model.dispose();
+  }
+  if (whole) {
+    out.streamed_over_whole_forward = out.streamed_forward_s / out.whole_forward_s;
+    out.streamed_over_whole_forward_backward = out.streamed_forward_backward_s / out.whole_forward_backward_s;
+  }
+  return out;
+}
