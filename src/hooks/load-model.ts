@@ -2,7 +2,6 @@
  * Load a model directory (HF GPT-2 layout) into a HookedTransformer plus its tokenizer.
  * With no directory, the embedded IOI model shipped under `models/ioi-toy` is used.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import { HookedTransformer } from './hooked-transformer.ts';
 import { initBackend } from '../backend.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
+import { checkpointSha256 } from '../io/file-hash.ts';
 
 /** The embedded model's folder (shipped in the repo). */
 export const EMBEDDED_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/ioi-toy');
@@ -23,7 +23,7 @@ export interface LoadedModel {
   path: string;
   /** HF config.json as read. */
   hfConfig: Record<string, unknown>;
-  /** sha256 of the weight files, in the order read. */
+  /** sha256 of the weight files in the order read, then config.json (streamed, cached: io/file-hash.ts). */
   sha256: string;
   format: 'safetensors' | 'onnx';
 }
@@ -39,8 +39,6 @@ export async function loadModel(dir?: string): Promise<LoadedModel> {
     throw new Error(dir ? `model folder not found: ${path}` : `the embedded model is missing at ${path} (run npm run train:toy)`);
   }
   const ck = await loadCheckpoint(path);
-  const hash = createHash('sha256');
-  for (const f of ck.files.slice(1)) hash.update(readFileSync(f));
   const model = HookedTransformer.fromStateDict(ck.config, ck.stateDict);
   const tokenizer = existsSync(join(path, 'tokenizer.json')) ? await loadTokenizer(path) : undefined;
   return {
@@ -48,7 +46,7 @@ export async function loadModel(dir?: string): Promise<LoadedModel> {
     tokenizer,
     path,
     hfConfig: JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>,
-    sha256: hash.digest('hex'),
+    sha256: checkpointSha256(ck.files),
     format: ck.format,
   };
 }

@@ -17,7 +17,9 @@ import type { NamedArray, StateDict } from './tensors.ts';
 /** Float dtypes relp reads and writes. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
 
-const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2 };
+/** Bytes per value of each dtype. */
+export const SAFETENSORS_DTYPE_BYTES: Readonly<Record<SafetensorsDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
+const BYTES = SAFETENSORS_DTYPE_BYTES;
 const SUPPORTED: readonly string[] = ['F32', 'F16', 'BF16'];
 /** The spec caps the header at 100 MB; anything larger means a corrupt or foreign file. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -93,19 +95,29 @@ function f16LookupTable(): Float32Array {
   return f16Table;
 }
 
+/** Decode F16 or BF16 bits into `out` from index `at` (no allocation). */
+export function decodeHalfInto(bits: Uint16Array, dtype: 'F16' | 'BF16', out: Float32Array, at = 0): void {
+  if (at + bits.length > out.length) throw new Error(`decodeHalfInto: ${bits.length} values do not fit at ${at} in ${out.length}`);
+  if (dtype === 'F16') {
+    const table = f16LookupTable();
+    for (let i = 0; i < bits.length; i++) out[at + i] = table[bits[i]];
+    return;
+  }
+  const outBits = new Uint32Array(out.buffer, out.byteOffset + at * 4, bits.length);
+  for (let i = 0; i < bits.length; i++) outBits[i] = bits[i] << 16;
+}
+
 /** Decode little-endian binary16 values to float32. */
 export function decodeF16(bits: Uint16Array): Float32Array {
-  const table = f16LookupTable();
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  decodeHalfInto(bits, 'F16', out);
   return out;
 }
 
 /** Decode bfloat16 values to float32 (exact: a shift). */
 export function decodeBf16(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
-  const outBits = new Uint32Array(out.buffer);
-  for (let i = 0; i < bits.length; i++) outBits[i] = bits[i] << 16;
+  decodeHalfInto(bits, 'BF16', out);
   return out;
 }
 
@@ -158,13 +170,7 @@ export interface ReadSafetensorsOptions {
 
 function readExact(fd: number, len: number, pos: number): Uint8Array {
   const buf = new Uint8Array(len);
-  let got = 0;
-  while (got < len) {
-    const n = readSync(fd, buf, got, len - got, pos + got);
-    if (n === 0) break;
-    got += n;
-  }
-  if (got !== len) throw new Error(`short read (${got} of ${len} bytes at offset ${pos})`);
+  readInto(fd, buf, pos);
   return buf;
 }
 
@@ -230,11 +236,60 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   }
 }
 
-function decodeEntry(bytes: Uint8Array, dtype: SafetensorsDtype): Float32Array {
-  // `bytes` is a fresh, aligned buffer, so typed views need no copy.
-  if (dtype === 'F32') return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  const bits = new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  return dtype === 'F16' ? decodeF16(bits) : decodeBf16(bits);
+/**
+ * Check one header entry: a supported dtype and data_offsets spanning exactly shape·bytes.
+ * Throws naming the file and tensor; returns the dtype.
+ */
+export function checkEntry(path: string, name: string, e: SafetensorsEntry): SafetensorsDtype {
+  if (!SUPPORTED.includes(e.dtype)) {
+    throw new Error(`${path}: tensor "${name}" has unsupported dtype "${e.dtype}" (supported: ${SUPPORTED.join(', ')})`);
+  }
+  const dtype = e.dtype as SafetensorsDtype;
+  const numel = e.shape.reduce((a, b) => a * b, 1);
+  const nbytes = e.dataOffsets[1] - e.dataOffsets[0];
+  if (nbytes !== numel * BYTES[dtype]) {
+    throw new Error(
+      `${path}: tensor "${name}" (${dtype} [${e.shape.join(', ')}]) needs ${numel * BYTES[dtype]} bytes but data_offsets span ${nbytes}`,
+    );
+  }
+  return dtype;
+}
+
+/** Largest single positional read (Node caps one read near 2 GiB). */
+const MAX_READ_BYTES = 1 << 30;
+/** Values decoded per piece when widening F16 / BF16 (bounds the scratch buffer). */
+const DECODE_PIECE = 1 << 23;
+
+/**
+ * Read `numel` values of `dtype` at absolute byte `position` of an open file, widened to float32
+ * [numel]. Positional reads of at most 1 GiB; halves are decoded in pieces into the result, so
+ * nothing but the result and a 16 MiB scratch buffer is allocated. Throws on a short read.
+ */
+export function readDecodedAt(fd: number, dtype: SafetensorsDtype, position: number, numel: number): Float32Array {
+  const out = new Float32Array(numel);
+  if (dtype === 'F32') {
+    const bytes = new Uint8Array(out.buffer);
+    for (let at = 0; at < bytes.length; at += MAX_READ_BYTES) readInto(fd, bytes.subarray(at, Math.min(bytes.length, at + MAX_READ_BYTES)), position + at);
+    return out;
+  }
+  const scratch = new Uint16Array(Math.min(numel, DECODE_PIECE));
+  for (let at = 0; at < numel; at += DECODE_PIECE) {
+    const n = Math.min(DECODE_PIECE, numel - at);
+    const bits = scratch.subarray(0, n);
+    readInto(fd, new Uint8Array(bits.buffer, 0, n * 2), position + at * 2);
+    decodeHalfInto(bits, dtype, out, at);
+  }
+  return out;
+}
+
+function readInto(fd: number, buf: Uint8Array, pos: number): void {
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  if (got !== buf.length) throw new Error(`short read (${got} of ${buf.length} bytes at offset ${pos})`);
 }
 
 /**
@@ -249,19 +304,9 @@ export function readSafetensors(path: string, opts: ReadSafetensorsOptions = {})
     const out: StateDict = new Map();
     for (const [name, e] of header.entries) {
       if (opts.filter && !opts.filter(name)) continue;
-      if (!SUPPORTED.includes(e.dtype)) {
-        throw new Error(`${path}: tensor "${name}" has unsupported dtype "${e.dtype}" (supported: ${SUPPORTED.join(', ')})`);
-      }
-      const dtype = e.dtype as SafetensorsDtype;
+      const dtype = checkEntry(path, name, e);
       const numel = e.shape.reduce((a, b) => a * b, 1);
-      const nbytes = e.dataOffsets[1] - e.dataOffsets[0];
-      if (nbytes !== numel * BYTES[dtype]) {
-        throw new Error(
-          `${path}: tensor "${name}" (${dtype} [${e.shape.join(', ')}]) needs ${numel * BYTES[dtype]} bytes but data_offsets span ${nbytes}`,
-        );
-      }
-      const bytes = readExact(fd, nbytes, header.dataStart + e.dataOffsets[0]);
-      out.set(name, { shape: [...e.shape], data: decodeEntry(bytes, dtype) });
+      out.set(name, { shape: [...e.shape], data: readDecodedAt(fd, dtype, header.dataStart + e.dataOffsets[0], numel) });
     }
     return out;
   } finally {
@@ -293,19 +338,22 @@ function checkTensor(name: string, t: NamedArray): void {
   }
 }
 
-/** Build the header bytes (padded with spaces so the data section starts 8-byte aligned). */
-function buildHeader(
-  tensors: [string, NamedArray][],
+/**
+ * The bytes of a safetensors header for tensors of these shapes stored back to back in this
+ * order: 8-byte little-endian length, then the JSON, padded with spaces so the data section
+ * starts 8-byte aligned. Lets a writer stream tensor data after it without holding the tensors.
+ */
+export function safetensorsHeaderBytes(
+  tensors: readonly (readonly [string, readonly number[]])[],
   dtype: SafetensorsDtype,
-  metadata: Record<string, string>,
+  metadata: Record<string, string> = { format: 'pt' },
 ): Uint8Array {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
-  for (const [name, t] of tensors) {
-    checkTensor(name, t);
-    const nbytes = t.data.length * BYTES[dtype];
-    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + nbytes] };
+  for (const [name, shape] of tensors) {
+    const nbytes = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
+    header[name] = { dtype, shape, data_offsets: [offset, offset + nbytes] };
     offset += nbytes;
   }
   let json = JSON.stringify(header);
@@ -316,6 +364,16 @@ function buildHeader(
   new DataView(out.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
   out.set(jsonBytes, 8);
   return out;
+}
+
+/** Build the header bytes of in-memory tensors (checked against their shapes). */
+function buildHeader(
+  tensors: [string, NamedArray][],
+  dtype: SafetensorsDtype,
+  metadata: Record<string, string>,
+): Uint8Array {
+  for (const [name, t] of tensors) checkTensor(name, t);
+  return safetensorsHeaderBytes(tensors.map(([name, t]) => [name, t.shape] as const), dtype, metadata);
 }
 
 function writeTensorsFile(path: string, tensors: [string, NamedArray][], dtype: SafetensorsDtype, metadata: Record<string, string>): number {
@@ -404,6 +462,26 @@ export interface ShardedReadResult {
  * weight map must be present in the shard it names; shards listed but absent are an error.
  */
 export function readShardedSafetensors(indexPath: string, opts: ReadSafetensorsOptions = {}): ShardedReadResult {
+  const dir = dirname(indexPath);
+  const tensors: StateDict = new Map();
+  const files: string[] = [];
+  for (const [file, names] of readSafetensorsIndex(indexPath)) {
+    const path = resolve(dir, file);
+    const wanted = new Set(names.filter((n) => !opts.filter || opts.filter(n)));
+    checkShardHolds(path, readSafetensorsHeader(path), wanted);
+    const part = readSafetensors(path, { filter: (n) => wanted.has(n) });
+    for (const [k, v] of part) tensors.set(k, v);
+    files.push(path);
+  }
+  return { tensors, files };
+}
+
+/**
+ * Parse `model.safetensors.index.json`: shard file name → the tensor names the weight map puts
+ * there (shards in order of first mention). Throws for a malformed index and for shards listed
+ * but absent from the folder.
+ */
+export function readSafetensorsIndex(indexPath: string): Map<string, string[]> {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(indexPath, 'utf8'));
@@ -414,9 +492,8 @@ export function readShardedSafetensors(indexPath: string, opts: ReadSafetensorsO
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) {
     throw new Error(`${indexPath}: missing "weight_map" object`);
   }
-  const weightMap = wm as Record<string, unknown>;
   const byFile = new Map<string, string[]>();
-  for (const [name, file] of Object.entries(weightMap)) {
+  for (const [name, file] of Object.entries(wm as Record<string, unknown>)) {
     if (typeof file !== 'string' || file !== basename(file)) {
       throw new Error(`${indexPath}: weight_map entry for "${name}" must be a file name in the same folder (got ${JSON.stringify(file)})`);
     }
@@ -428,19 +505,13 @@ export function readShardedSafetensors(indexPath: string, opts: ReadSafetensorsO
   if (missing.length) {
     throw new Error(`${indexPath}: shard file(s) listed in the index are missing: ${missing.join(', ')}`);
   }
-  const tensors: StateDict = new Map();
-  const files: string[] = [];
-  for (const [file, names] of byFile) {
-    const path = resolve(dir, file);
-    const wanted = new Set(names.filter((n) => !opts.filter || opts.filter(n)));
-    const header = readSafetensorsHeader(path);
-    const absent = [...wanted].filter((n) => !header.entries.has(n));
-    if (absent.length) {
-      throw new Error(`${path}: index says this shard holds ${absent.map((n) => `"${n}"`).join(', ')}, but it does not`);
-    }
-    const part = readSafetensors(path, { filter: (n) => wanted.has(n) });
-    for (const [k, v] of part) tensors.set(k, v);
-    files.push(path);
+  return byFile;
+}
+
+/** Throw naming the shard when the index puts tensors in it that its header lacks. */
+export function checkShardHolds(path: string, header: SafetensorsHeader, names: Iterable<string>): void {
+  const absent = [...names].filter((n) => !header.entries.has(n));
+  if (absent.length) {
+    throw new Error(`${path}: index says this shard holds ${absent.map((n) => `"${n}"`).join(', ')}, but it does not`);
   }
-  return { tensors, files };
 }

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { configFromHF, type ModelConfig } from './config.ts';
 import { hfTensorSpecs, isGpt2Buffer, normalizeHFNames, validateHF } from './architectures/index.ts';
+import { validateShapes } from './architectures/common.ts';
 import { readGpt2Onnx } from '../io/onnx-read.ts';
 import { SAFETENSORS_INDEX_NAME, readSafetensors, readShardedSafetensors } from '../io/safetensors.ts';
 import type { StateDict } from './state-dict.ts';
@@ -50,9 +51,9 @@ export function normalizeStateDict(raw: StateDict, source: string, cfg?: ModelCo
 const GPT2_NAMES = { nLayers: 1, nHeads: 1, dModel: 1, dHead: 1, dMlp: 1, nCtx: 1, dVocab: 1, eps: 1e-5, act: 'gelu_new' } as const;
 
 /** Validate, adding which tensors were not recognised when some are missing (helps with odd prefixes). */
-function validateWithHint(sd: StateDict, cfg: ModelConfig, source: string, unrecognised: string[]): void {
+function validateWithHint(validate: () => void, source: string, unrecognised: string[]): void {
   try {
-    validateHF(sd, cfg);
+    validate();
   } catch (e) {
     let msg = `${source}: ${(e as Error).message}`;
     if (unrecognised.length) {
@@ -63,7 +64,16 @@ function validateWithHint(sd: StateDict, cfg: ModelConfig, source: string, unrec
   }
 }
 
-async function readConfig(dir: string): Promise<{ config: ModelConfig; path: string }> {
+/**
+ * Check tensors known by their header shapes (native names) against config.json, with the same
+ * named errors as {@link loadCheckpoint} (missing tensor, wrong shape, unrecognised names).
+ */
+export function validateNativeShapes(shapes: Map<string, readonly number[]>, cfg: ModelConfig, source: string): void {
+  validateWithHint(() => validateShapes(shapes, hfTensorSpecs(cfg)), source, unrecognisedNames([...shapes.keys()], cfg));
+}
+
+/** Parse `<dir>/config.json` into a validated config (named errors: absent, bad JSON, bad fields). */
+export async function readCheckpointConfig(dir: string): Promise<{ config: ModelConfig; path: string }> {
   const path = resolve(dir, 'config.json');
   let text: string;
   try {
@@ -85,11 +95,22 @@ async function readConfig(dir: string): Promise<{ config: ModelConfig; path: str
 }
 
 /** Names the validator will not look at, for the error hint. */
-function unrecognisedNames(sd: StateDict, cfg: ModelConfig): string[] {
+function unrecognisedNames(names: string[], cfg: ModelConfig): string[] {
   // Names of any layer count are recognised, so a config with too few layers shows no noise here.
   const pattern = (n: string) => n.replace(/\.\d+\./g, '.#.');
   const known = new Set([...hfTensorSpecs(cfg).keys()].map(pattern));
-  return [...sd.keys()].filter((k) => !known.has(pattern(k)));
+  return names.filter((k) => !known.has(pattern(k)));
+}
+
+/** The first of {@link WEIGHT_CANDIDATES} present in `root`, or a named error listing them. */
+export function findWeights(root: string): (typeof WEIGHT_CANDIDATES)[number] {
+  const found = WEIGHT_CANDIDATES.find((c) => existsSync(join(root, c)));
+  if (found) return found;
+  // PyTorch pickles cannot be read safely from JS; say so instead of only "not found".
+  const hint = existsSync(join(root, 'pytorch_model.bin'))
+    ? '; pytorch_model.bin is present but is a PyTorch pickle relp cannot read: convert it to model.safetensors'
+    : '';
+  throw new Error(`${root}: no weights found (looked for ${WEIGHT_CANDIDATES.join(', ')})${hint}`);
 }
 
 /**
@@ -99,15 +120,8 @@ function unrecognisedNames(sd: StateDict, cfg: ModelConfig): string[] {
  */
 export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   const root = resolve(dir);
-  const { config, path: configPath } = await readConfig(root);
-  const found = WEIGHT_CANDIDATES.find((c) => existsSync(join(root, c)));
-  if (!found) {
-    // PyTorch pickles cannot be read safely from JS; say so instead of only "not found".
-    const hint = existsSync(join(root, 'pytorch_model.bin'))
-      ? '; pytorch_model.bin is present but is a PyTorch pickle relp cannot read: convert it to model.safetensors'
-      : '';
-    throw new Error(`${root}: no weights found (looked for ${WEIGHT_CANDIDATES.join(', ')})${hint}`);
-  }
+  const { config, path: configPath } = await readCheckpointConfig(root);
+  const found = findWeights(root);
   const weightPath = join(root, found);
   const keep = (name: string) => !isIgnoredBuffer(name);
   let raw: StateDict;
@@ -134,7 +148,7 @@ export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
     unrecognised = r.unmapped.map((u) => `${u.name} [${u.shape.join(', ')}]`);
   }
   const stateDict = normalizeStateDict(raw, weightPath, config);
-  unrecognised = [...unrecognisedNames(stateDict, config), ...unrecognised];
-  validateWithHint(stateDict, config, weightPath, unrecognised);
+  unrecognised = [...unrecognisedNames([...stateDict.keys()], config), ...unrecognised];
+  validateWithHint(() => validateHF(stateDict, config), weightPath, unrecognised);
   return { config, stateDict, format, files: [configPath, ...files] };
 }

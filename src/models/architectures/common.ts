@@ -27,8 +27,24 @@ export interface Architecture {
   hfTensors(cfg: ModelConfig): Map<string, TensorSpec>;
   /** Map raw file names to native ones (prefixes, buffers, a tied head stored twice). */
   normalizeNames(raw: StateDict, cfg: ModelConfig, source: string): StateDict;
-  /** Native (validated) → canonical split weights. */
+  /** Native (validated) → canonical split weights (composed by {@link composeCanonical}). */
   toCanonical(cfg: ModelConfig, sd: StateDict): StateDict;
+  /** Native name of the token embedding [V, d]. */
+  embedName: string;
+  /** Native name of the untied unembedding [V, d] (absent from tied checkpoints). */
+  headName: string;
+  /** Prefix every native tensor of block `l` starts with (e.g. `h.3.`); no other tensor does. */
+  blockPrefix(l: number): string;
+  /**
+   * Native → canonical tensors of block `l` only (`blocks.{l}.*`). Reads only the native tensors
+   * under {@link Architecture.blockPrefix}(l), so `sd` may hold layer l's tensors alone.
+   */
+  blockToCanonical(cfg: ModelConfig, sd: StateDict, l: number): StateDict;
+  /**
+   * Native → canonical non-block tensors except the embedding and unembedding matrices
+   * (`pos_embed.W_pos` [nCtx, d], `ln_final.w` / `.b` [d], `unembed.b_U` [V] as the config has them).
+   */
+  globalsToCanonical(cfg: ModelConfig, sd: StateDict): StateDict;
   /** Canonical → native, for saving a trained model in HF layout. */
   fromCanonical(cfg: ModelConfig, w: StateDict): StateDict;
 }
@@ -86,20 +102,58 @@ export function refuseRopeScaling(r: Record<string, unknown>): void {
  * wrong shape (expected vs got). Extra tensors are ignored.
  */
 export function validateTensors(sd: StateDict, specs: Map<string, { shape: number[] }>): void {
+  throwProblems(tensorProblems((n) => {
+    const t = sd.get(n);
+    return t && { shape: t.shape, numel: t.data.length };
+  }, specs));
+}
+
+/**
+ * {@link validateTensors} for tensors known only by their shapes (headers not yet read): the
+ * same named errors for missing tensors and wrong shapes.
+ */
+export function validateShapes(shapes: Map<string, readonly number[]>, specs: Map<string, { shape: number[] }>): void {
+  throwProblems(tensorProblems((n) => {
+    const shape = shapes.get(n);
+    return shape && { shape, numel: shape.reduce((a, b) => a * b, 1) };
+  }, specs));
+}
+
+function tensorProblems(lookup: (name: string) => { shape: readonly number[]; numel: number } | undefined, specs: Map<string, { shape: number[] }>): string[] {
   const problems: string[] = [];
   for (const [name, { shape }] of specs) {
-    const t = sd.get(name);
+    const t = lookup(name);
     if (!t) {
       problems.push(`missing tensor "${name}" (expected shape [${shape.join(', ')}])`);
       continue;
     }
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       problems.push(`tensor "${name}" has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
-    } else if (t.data.length !== shape.reduce((a, b) => a * b, 1)) {
-      problems.push(`tensor "${name}" holds ${t.data.length} values, expected ${shape.reduce((a, b) => a * b, 1)}`);
+    } else if (t.numel !== shape.reduce((a, b) => a * b, 1)) {
+      problems.push(`tensor "${name}" holds ${t.numel} values, expected ${shape.reduce((a, b) => a * b, 1)}`);
     }
   }
+  return problems;
+}
+
+function throwProblems(problems: string[]): void {
   if (problems.length) throw new Error(`weights do not match config.json:\n  - ${problems.join('\n  - ')}`);
+}
+
+/**
+ * The whole native → canonical conversion from an architecture's parts: `embed.W_E`, the globals
+ * (`pos_embed.W_pos` first), every block, then `unembed.W_U` [d, V] (the head's transpose) when untied.
+ */
+export function composeCanonical(a: Architecture, cfg: ModelConfig, sd: StateDict): StateDict {
+  const w: StateDict = new Map();
+  w.set('embed.W_E', get(sd, a.embedName));
+  const g = a.globalsToCanonical(cfg, sd);
+  const pos = g.get('pos_embed.W_pos');
+  if (pos) w.set('pos_embed.W_pos', pos);
+  for (let l = 0; l < cfg.nLayers; l++) for (const [k, v] of a.blockToCanonical(cfg, sd, l)) w.set(k, v);
+  for (const [k, v] of g) if (!w.has(k)) w.set(k, v);
+  if (!cfg.tiedEmbeddings) w.set('unembed.W_U', transpose2d(get(sd, a.headName)));
+  return w;
 }
 
 /** Element-wise equality (NaN equals NaN). */

@@ -11,7 +11,7 @@
  */
 import { gpt2Defaults, type ActivationName, type ModelConfig } from '../config.ts';
 import type { StateDict } from '../state-dict.ts';
-import { get, headBias, headBiasInto, need, optBool, resolveTiedHead, tokenIds, transpose2d, type Architecture, type TensorSpec } from './common.ts';
+import { composeCanonical, get, headBias, headBiasInto, need, optBool, resolveTiedHead, tokenIds, transpose2d, type Architecture, type TensorSpec } from './common.ts';
 
 /** Buffers some GPT-2 checkpoints store beside the weights (causal mask, masked fill value). */
 const BUFFER_RE = /(^|\.)h\.\d+\.attn\.(bias|masked_bias)$/;
@@ -107,43 +107,44 @@ function normalizeNames(raw: StateDict, cfg: ModelConfig, source: string): State
 }
 
 /** c_attn is Conv1D [d, 3d]: as a Linear [3d, d] its row of (which, head h, dim j) is which·d + h·dh + j. */
-function toCanonical(cfg: ModelConfig, sd: StateDict): StateDict {
+function blockToCanonical(cfg: ModelConfig, sd: StateDict, l: number): StateDict {
   const { dModel: d, nHeads: H, dHead: dh } = cfg;
   const w: StateDict = new Map();
-  w.set('embed.W_E', get(sd, 'wte.weight'));
-  w.set('pos_embed.W_pos', get(sd, 'wpe.weight'));
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const p = `h.${l}.`;
-    const c = `blocks.${l}.`;
-    w.set(c + 'ln1.w', get(sd, p + 'ln_1.weight'));
-    w.set(c + 'ln1.b', get(sd, p + 'ln_1.bias'));
-    const cw = get(sd, p + 'attn.c_attn.weight'); // [d, 3d]
-    const cb = get(sd, p + 'attn.c_attn.bias'); // [3d]
-    // Conv1D [in, out]: W_Q[h][i][j] = cw[i][which·d + h·dh + j].
-    const split = (which: number) => {
-      const out = new Float32Array(H * d * dh);
-      for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) for (let j = 0; j < dh; j++) out[(h * d + i) * dh + j] = cw.data[i * 3 * d + which * d + h * dh + j];
-      return { shape: [H, d, dh], data: out };
-    };
-    w.set(c + 'attn.W_Q', split(0));
-    w.set(c + 'attn.W_K', split(1));
-    w.set(c + 'attn.W_V', split(2));
-    w.set(c + 'attn.b_Q', headBias(cb, H, dh, (h, j) => h * dh + j));
-    w.set(c + 'attn.b_K', headBias(cb, H, dh, (h, j) => d + h * dh + j));
-    w.set(c + 'attn.b_V', headBias(cb, H, dh, (h, j) => 2 * d + h * dh + j));
-    w.set(c + 'attn.W_O', { shape: [H, dh, d], data: get(sd, p + 'attn.c_proj.weight').data });
-    w.set(c + 'attn.b_O', get(sd, p + 'attn.c_proj.bias'));
-    w.set(c + 'ln2.w', get(sd, p + 'ln_2.weight'));
-    w.set(c + 'ln2.b', get(sd, p + 'ln_2.bias'));
-    w.set(c + 'mlp.W_in', get(sd, p + 'mlp.c_fc.weight'));
-    w.set(c + 'mlp.b_in', get(sd, p + 'mlp.c_fc.bias'));
-    w.set(c + 'mlp.W_out', get(sd, p + 'mlp.c_proj.weight'));
-    w.set(c + 'mlp.b_out', get(sd, p + 'mlp.c_proj.bias'));
-  }
-  w.set('ln_final.w', get(sd, 'ln_f.weight'));
-  w.set('ln_final.b', get(sd, 'ln_f.bias'));
-  if (!cfg.tiedEmbeddings) w.set('unembed.W_U', transpose2d(get(sd, 'lm_head.weight')));
+  const p = `h.${l}.`;
+  const c = `blocks.${l}.`;
+  w.set(c + 'ln1.w', get(sd, p + 'ln_1.weight'));
+  w.set(c + 'ln1.b', get(sd, p + 'ln_1.bias'));
+  const cw = get(sd, p + 'attn.c_attn.weight'); // [d, 3d]
+  const cb = get(sd, p + 'attn.c_attn.bias'); // [3d]
+  // Conv1D [in, out]: W_Q[h][i][j] = cw[i][which·d + h·dh + j].
+  const split = (which: number) => {
+    const out = new Float32Array(H * d * dh);
+    for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) for (let j = 0; j < dh; j++) out[(h * d + i) * dh + j] = cw.data[i * 3 * d + which * d + h * dh + j];
+    return { shape: [H, d, dh], data: out };
+  };
+  w.set(c + 'attn.W_Q', split(0));
+  w.set(c + 'attn.W_K', split(1));
+  w.set(c + 'attn.W_V', split(2));
+  w.set(c + 'attn.b_Q', headBias(cb, H, dh, (h, j) => h * dh + j));
+  w.set(c + 'attn.b_K', headBias(cb, H, dh, (h, j) => d + h * dh + j));
+  w.set(c + 'attn.b_V', headBias(cb, H, dh, (h, j) => 2 * d + h * dh + j));
+  w.set(c + 'attn.W_O', { shape: [H, dh, d], data: get(sd, p + 'attn.c_proj.weight').data });
+  w.set(c + 'attn.b_O', get(sd, p + 'attn.c_proj.bias'));
+  w.set(c + 'ln2.w', get(sd, p + 'ln_2.weight'));
+  w.set(c + 'ln2.b', get(sd, p + 'ln_2.bias'));
+  w.set(c + 'mlp.W_in', get(sd, p + 'mlp.c_fc.weight'));
+  w.set(c + 'mlp.b_in', get(sd, p + 'mlp.c_fc.bias'));
+  w.set(c + 'mlp.W_out', get(sd, p + 'mlp.c_proj.weight'));
+  w.set(c + 'mlp.b_out', get(sd, p + 'mlp.c_proj.bias'));
   return w;
+}
+
+function globalsToCanonical(_cfg: ModelConfig, sd: StateDict): StateDict {
+  return new Map([
+    ['pos_embed.W_pos', get(sd, 'wpe.weight')],
+    ['ln_final.w', get(sd, 'ln_f.weight')],
+    ['ln_final.b', get(sd, 'ln_f.bias')],
+  ]);
 }
 
 function fromCanonical(cfg: ModelConfig, w: StateDict): StateDict {
@@ -187,6 +188,11 @@ export const GPT2: Architecture = {
   configToHF,
   hfTensors,
   normalizeNames,
-  toCanonical,
+  toCanonical: (cfg, sd) => composeCanonical(GPT2, cfg, sd),
+  embedName: 'wte.weight',
+  headName: 'lm_head.weight',
+  blockPrefix: (l) => `h.${l}.`,
+  blockToCanonical,
+  globalsToCanonical,
   fromCanonical,
 };

@@ -20,6 +20,7 @@ import type { ActivationName, ModelConfig, ModelType } from '../config.ts';
 import { checkConfig } from '../config.ts';
 import type { StateDict } from '../state-dict.ts';
 import {
+  composeCanonical,
   get,
   headBias,
   headBiasInto,
@@ -244,32 +245,31 @@ function normalizeNames(raw: StateDict, cfg: ModelConfig, source: string): State
 
 const rowsOf = (dh: number) => (h: number, j: number) => h * dh + j;
 
-function toCanonical(cfg: ModelConfig, sd: StateDict): StateDict {
+function blockToCanonical(cfg: ModelConfig, sd: StateDict, l: number): StateDict {
   const { nHeads: H, nKvHeads: KV, dHead: dh } = cfg;
   const w: StateDict = new Map();
-  w.set('embed.W_E', get(sd, 'model.embed_tokens.weight'));
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const p = `model.layers.${l}.`;
-    const c = `blocks.${l}.`;
-    for (const [cn, n] of norms(cfg)) w.set(`${c}${cn}.w`, get(sd, `${p}${n}.weight`));
-    for (const [cn, n, nh] of [['Q', 'q_proj', H], ['K', 'k_proj', KV], ['V', 'v_proj', KV]] as const) {
-      w.set(`${c}attn.W_${cn}`, headsFromRows(get(sd, `${p}self_attn.${n}.weight`), nh, dh, rowsOf(dh)));
-      if (cfg.qkvBias) w.set(`${c}attn.b_${cn}`, headBias(get(sd, `${p}self_attn.${n}.bias`), nh, dh, rowsOf(dh)));
-    }
-    w.set(`${c}attn.W_O`, outFromLinear(get(sd, `${p}self_attn.o_proj.weight`), H, dh));
-    if (cfg.attnOutBias) w.set(`${c}attn.b_O`, get(sd, `${p}self_attn.o_proj.bias`));
-    w.set(`${c}mlp.W_gate`, transpose2d(get(sd, `${p}mlp.gate_proj.weight`)));
-    w.set(`${c}mlp.W_in`, transpose2d(get(sd, `${p}mlp.up_proj.weight`)));
-    w.set(`${c}mlp.W_out`, transpose2d(get(sd, `${p}mlp.down_proj.weight`)));
-    if (cfg.mlpBias) {
-      w.set(`${c}mlp.b_gate`, get(sd, `${p}mlp.gate_proj.bias`));
-      w.set(`${c}mlp.b_in`, get(sd, `${p}mlp.up_proj.bias`));
-      w.set(`${c}mlp.b_out`, get(sd, `${p}mlp.down_proj.bias`));
-    }
+  const p = `model.layers.${l}.`;
+  const c = `blocks.${l}.`;
+  for (const [cn, n] of norms(cfg)) w.set(`${c}${cn}.w`, get(sd, `${p}${n}.weight`));
+  for (const [cn, n, nh] of [['Q', 'q_proj', H], ['K', 'k_proj', KV], ['V', 'v_proj', KV]] as const) {
+    w.set(`${c}attn.W_${cn}`, headsFromRows(get(sd, `${p}self_attn.${n}.weight`), nh, dh, rowsOf(dh)));
+    if (cfg.qkvBias) w.set(`${c}attn.b_${cn}`, headBias(get(sd, `${p}self_attn.${n}.bias`), nh, dh, rowsOf(dh)));
   }
-  w.set('ln_final.w', get(sd, 'model.norm.weight'));
-  if (!cfg.tiedEmbeddings) w.set('unembed.W_U', transpose2d(get(sd, 'lm_head.weight')));
+  w.set(`${c}attn.W_O`, outFromLinear(get(sd, `${p}self_attn.o_proj.weight`), H, dh));
+  if (cfg.attnOutBias) w.set(`${c}attn.b_O`, get(sd, `${p}self_attn.o_proj.bias`));
+  w.set(`${c}mlp.W_gate`, transpose2d(get(sd, `${p}mlp.gate_proj.weight`)));
+  w.set(`${c}mlp.W_in`, transpose2d(get(sd, `${p}mlp.up_proj.weight`)));
+  w.set(`${c}mlp.W_out`, transpose2d(get(sd, `${p}mlp.down_proj.weight`)));
+  if (cfg.mlpBias) {
+    w.set(`${c}mlp.b_gate`, get(sd, `${p}mlp.gate_proj.bias`));
+    w.set(`${c}mlp.b_in`, get(sd, `${p}mlp.up_proj.bias`));
+    w.set(`${c}mlp.b_out`, get(sd, `${p}mlp.down_proj.bias`));
+  }
   return w;
+}
+
+function globalsToCanonical(_cfg: ModelConfig, sd: StateDict): StateDict {
+  return new Map([['ln_final.w', get(sd, 'model.norm.weight')]]);
 }
 
 function fromCanonical(cfg: ModelConfig, w: StateDict): StateDict {
@@ -315,6 +315,11 @@ export const LLAMA: Architecture = {
   configToHF,
   hfTensors,
   normalizeNames,
-  toCanonical,
+  toCanonical: (cfg, sd) => composeCanonical(LLAMA, cfg, sd),
+  embedName: 'model.embed_tokens.weight',
+  headName: 'lm_head.weight',
+  blockPrefix: (l) => `model.layers.${l}.`,
+  blockToCanonical,
+  globalsToCanonical,
   fromCanonical,
 };

@@ -13,6 +13,7 @@ import type { ActivationName, ModelConfig } from '../config.ts';
 import { checkConfig } from '../config.ts';
 import type { StateDict } from '../state-dict.ts';
 import {
+  composeCanonical,
   get,
   headBias,
   headBiasInto,
@@ -159,33 +160,34 @@ function normalizeNames(raw: StateDict, cfg: ModelConfig, source: string): State
 /** Row of head h, dim j of q (0), k (1) or v (2) in the interleaved fused weight. */
 const qkvRow = (dh: number, which: number) => (h: number, j: number) => (h * 3 + which) * dh + j;
 
-function toCanonical(cfg: ModelConfig, sd: StateDict): StateDict {
+function blockToCanonical(cfg: ModelConfig, sd: StateDict, l: number): StateDict {
   const { nHeads: H, dHead: dh } = cfg;
   const w: StateDict = new Map();
-  w.set('embed.W_E', get(sd, P + 'embed_in.weight'));
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const p = `${P}layers.${l}.`;
-    const c = `blocks.${l}.`;
-    w.set(c + 'ln1.w', get(sd, p + 'input_layernorm.weight'));
-    w.set(c + 'ln1.b', get(sd, p + 'input_layernorm.bias'));
-    const qkv = get(sd, p + 'attention.query_key_value.weight');
-    (['Q', 'K', 'V'] as const).forEach((n, which) => {
-      w.set(`${c}attn.W_${n}`, headsFromRows(qkv, H, dh, qkvRow(dh, which)));
-      if (cfg.qkvBias) w.set(`${c}attn.b_${n}`, headBias(get(sd, p + 'attention.query_key_value.bias'), H, dh, qkvRow(dh, which)));
-    });
-    w.set(c + 'attn.W_O', outFromLinear(get(sd, p + 'attention.dense.weight'), H, dh));
-    if (cfg.attnOutBias) w.set(c + 'attn.b_O', get(sd, p + 'attention.dense.bias'));
-    w.set(c + 'ln2.w', get(sd, p + 'post_attention_layernorm.weight'));
-    w.set(c + 'ln2.b', get(sd, p + 'post_attention_layernorm.bias'));
-    w.set(c + 'mlp.W_in', transpose2d(get(sd, p + 'mlp.dense_h_to_4h.weight')));
-    w.set(c + 'mlp.b_in', get(sd, p + 'mlp.dense_h_to_4h.bias'));
-    w.set(c + 'mlp.W_out', transpose2d(get(sd, p + 'mlp.dense_4h_to_h.weight')));
-    w.set(c + 'mlp.b_out', get(sd, p + 'mlp.dense_4h_to_h.bias'));
-  }
-  w.set('ln_final.w', get(sd, P + 'final_layer_norm.weight'));
-  w.set('ln_final.b', get(sd, P + 'final_layer_norm.bias'));
-  if (!cfg.tiedEmbeddings) w.set('unembed.W_U', transpose2d(get(sd, 'embed_out.weight')));
+  const p = `${P}layers.${l}.`;
+  const c = `blocks.${l}.`;
+  w.set(c + 'ln1.w', get(sd, p + 'input_layernorm.weight'));
+  w.set(c + 'ln1.b', get(sd, p + 'input_layernorm.bias'));
+  const qkv = get(sd, p + 'attention.query_key_value.weight');
+  (['Q', 'K', 'V'] as const).forEach((n, which) => {
+    w.set(`${c}attn.W_${n}`, headsFromRows(qkv, H, dh, qkvRow(dh, which)));
+    if (cfg.qkvBias) w.set(`${c}attn.b_${n}`, headBias(get(sd, p + 'attention.query_key_value.bias'), H, dh, qkvRow(dh, which)));
+  });
+  w.set(c + 'attn.W_O', outFromLinear(get(sd, p + 'attention.dense.weight'), H, dh));
+  if (cfg.attnOutBias) w.set(c + 'attn.b_O', get(sd, p + 'attention.dense.bias'));
+  w.set(c + 'ln2.w', get(sd, p + 'post_attention_layernorm.weight'));
+  w.set(c + 'ln2.b', get(sd, p + 'post_attention_layernorm.bias'));
+  w.set(c + 'mlp.W_in', transpose2d(get(sd, p + 'mlp.dense_h_to_4h.weight')));
+  w.set(c + 'mlp.b_in', get(sd, p + 'mlp.dense_h_to_4h.bias'));
+  w.set(c + 'mlp.W_out', transpose2d(get(sd, p + 'mlp.dense_4h_to_h.weight')));
+  w.set(c + 'mlp.b_out', get(sd, p + 'mlp.dense_4h_to_h.bias'));
   return w;
+}
+
+function globalsToCanonical(_cfg: ModelConfig, sd: StateDict): StateDict {
+  return new Map([
+    ['ln_final.w', get(sd, P + 'final_layer_norm.weight')],
+    ['ln_final.b', get(sd, P + 'final_layer_norm.bias')],
+  ]);
 }
 
 function fromCanonical(cfg: ModelConfig, w: StateDict): StateDict {
@@ -227,6 +229,11 @@ export const NEOX: Architecture = {
   configToHF,
   hfTensors,
   normalizeNames,
-  toCanonical,
+  toCanonical: (cfg, sd) => composeCanonical(NEOX, cfg, sd),
+  embedName: P + 'embed_in.weight',
+  headName: 'embed_out.weight',
+  blockPrefix: (l) => `${P}layers.${l}.`,
+  blockToCanonical,
+  globalsToCanonical,
   fromCanonical,
 };
