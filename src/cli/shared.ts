@@ -5,7 +5,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { DatasetSpec } from '../tasks/dataset.ts';
 import type { IoiCorruption } from '../tasks/ioi.ts';
 import { initBackend } from '../backend.ts';
-import { loadModel, loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
+import { loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
 import type { Tokenizer } from '../tokenizer.ts';
 import type { PromptPair } from '../tasks/types.ts';
 
@@ -30,18 +30,37 @@ export function finite(v: string): number {
   return n;
 }
 
-/** Start the backend and load a model with its tokenizer (default: the embedded model). */
-export async function setup(modelDir: string | undefined): Promise<LoadedModel & { tokenizer: Tokenizer }> {
+/** Parsed `--stream-weights` / `--no-stream-weights` (undefined: relp decides from the model's size). */
+export interface ExecutionCliOptions {
+  streamWeights?: boolean;
+}
+
+/** Add `--stream-weights` / `--no-stream-weights` to a command that loads a model. */
+export function addExecutionOptions(cmd: Command): Command {
+  return cmd
+    .option('--stream-weights', 'keep weights on disk and upload one block at a time (default: when the whole model would not fit the 4 GB wasm heap)')
+    .option('--no-stream-weights', 'load the whole model onto the heap');
+}
+
+/**
+ * Start the backend and load a model with its tokenizer (default: the embedded model), saying on
+ * stderr how it runs (whole or streamed) and why. The stream setting goes to RELP_STREAM_WEIGHTS
+ * too, so worker threads load the same way.
+ */
+export async function setup(modelDir: string | undefined, o: ExecutionCliOptions = {}): Promise<LoadedModel & { tokenizer: Tokenizer }> {
   const backend = await initBackend();
-  const m = await loadModelWithTokenizer(modelDir);
+  if (o.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = o.streamWeights ? '1' : '0';
+  const m = await loadModelWithTokenizer(modelDir, { stream: o.streamWeights });
   process.stderr.write(`relp: model ${m.path} (${m.model.cfg.nLayers} layers, ${m.model.cfg.nHeads} heads, d_model ${m.model.cfg.dModel}) on ${backend}\n`);
+  process.stderr.write(`relp: execution: ${m.execution.reason}\n`);
   return m;
 }
 
-/** Start the backend and load a model (tokenizer optional). */
-export async function setupModel(modelDir: string | undefined): Promise<LoadedModel> {
-  await initBackend();
-  return loadModel(modelDir);
+/** One stderr line with where a streamed model spent its time (nothing for a whole model). */
+export function reportStreaming(m: LoadedModel): void {
+  const s = m.model.streamStats();
+  if (!s) return;
+  process.stderr.write(`relp: streamed: ${s.blocksUploaded} blocks and ${s.chunksUploaded} vocabulary chunks uploaded; reading ${s.readSeconds.toFixed(1)} s, uploading ${s.uploadSeconds.toFixed(1)} s (in this process)\n`);
 }
 
 /** Print one JSON object on stdout. */

@@ -8,7 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { HookedTransformer } from './hooked-transformer.ts';
 import { initBackend } from '../backend.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
-import { loadCheckpoint } from '../models/checkpoint.ts';
+import { findWeights, loadCheckpoint, readCheckpointConfig } from '../models/checkpoint.ts';
+import { openStreamedCheckpoint } from '../models/streamed-checkpoint.ts';
+import { chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
 import { checkpointSha256 } from '../io/file-hash.ts';
 
 /** The embedded model's folder (shipped in the repo). */
@@ -26,34 +28,58 @@ export interface LoadedModel {
   /** sha256 of the weight files in the order read, then config.json (streamed, cached: io/file-hash.ts). */
   sha256: string;
   format: 'safetensors' | 'onnx';
+  /** Whole-model or streamed execution, and why (chosen before any weight was read). */
+  execution: ExecutionChoice;
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadOptions {
+  /**
+   * `true`: stream weights from disk block by block; `false`: load the whole model; undefined:
+   * decide from the model's size (streamed when a 64-token pass of the whole model would overflow
+   * the wasm heap). The environment variable RELP_STREAM_WEIGHTS=1|0 sets the default, so worker
+   * threads follow the command's `--stream-weights` / `--no-stream-weights`.
+   */
+  stream?: boolean;
+}
+
+/** The stream setting from the options, else RELP_STREAM_WEIGHTS. */
+function streamSetting(opts: LoadOptions): boolean | undefined {
+  if (opts.stream !== undefined) return opts.stream;
+  const env = process.env.RELP_STREAM_WEIGHTS;
+  return env === '1' ? true : env === '0' ? false : undefined;
 }
 
 /**
  * Load a model folder (default: the embedded model). Starts the tfjs backend first
  * ({@link initBackend}, idempotent), so library users never fall back to the slow `cpu` backend.
  */
-export async function loadModel(dir?: string): Promise<LoadedModel> {
+export async function loadModel(dir?: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   await initBackend();
   const path = resolve(dir ?? EMBEDDED_MODEL_DIR);
   if (!existsSync(path)) {
     throw new Error(dir ? `model folder not found: ${path}` : `the embedded model is missing at ${path} (run npm run train:toy)`);
   }
+  const { config } = await readCheckpointConfig(path);
+  const execution = chooseExecution(config, streamSetting(opts));
+  if (execution.mode === 'streamed' && findWeights(path).startsWith('onnx/')) {
+    throw new Error(`${path}: this model needs streamed weights (${execution.reason}), which are read from safetensors only; convert the ONNX weights to model.safetensors`);
+  }
+  const tokenizer = existsSync(join(path, 'tokenizer.json')) ? await loadTokenizer(path) : undefined;
+  const hfConfig = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>;
+  if (execution.mode === 'streamed') {
+    const source = await openStreamedCheckpoint(path);
+    const model = HookedTransformer.fromBlockSource(source);
+    return { model, tokenizer, path, hfConfig, sha256: source.hash(), format: 'safetensors', execution };
+  }
   const ck = await loadCheckpoint(path);
   const model = HookedTransformer.fromStateDict(ck.config, ck.stateDict);
-  const tokenizer = existsSync(join(path, 'tokenizer.json')) ? await loadTokenizer(path) : undefined;
-  return {
-    model,
-    tokenizer,
-    path,
-    hfConfig: JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>,
-    sha256: checkpointSha256(ck.files),
-    format: ck.format,
-  };
+  return { model, tokenizer, path, hfConfig, sha256: checkpointSha256(ck.files), format: ck.format, execution };
 }
 
 /** Load a model and insist on a tokenizer (commands that take text need one). */
-export async function loadModelWithTokenizer(dir?: string): Promise<LoadedModel & { tokenizer: Tokenizer }> {
-  const m = await loadModel(dir);
+export async function loadModelWithTokenizer(dir?: string, opts: LoadOptions = {}): Promise<LoadedModel & { tokenizer: Tokenizer }> {
+  const m = await loadModel(dir, opts);
   if (!m.tokenizer) {
     m.model.dispose();
     throw new Error(`${m.path} has no tokenizer.json; text commands need one (copy the tokenizer files into the folder)`);

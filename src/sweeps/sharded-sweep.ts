@@ -137,7 +137,11 @@ export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, 
         await runQueued(plan, hash, todo, { url: opts.queue, onResult, log, redisTimeoutS: opts.redisTimeoutS });
       } else {
         const pos = plan.pairs[0].cleanIds.length;
-        const cap = capWorkers(opts.workers ?? defaultWorkers(), plan.model.config, pos, plan.batch);
+        // A streamed model runs in-process by default: each thread would hold its own block and
+        // read buffers, and the weights' reading, not the matmuls, dominates a streamed sweep.
+        const streamed = loaded?.model.execution === 'streamed';
+        if (streamed && opts.workers === undefined) log('streamed weights: 1 worker (give --workers N to run N threads, each streaming its own blocks)');
+        const cap = capWorkers(opts.workers ?? (streamed ? 1 : defaultWorkers()), plan.model.config, pos, plan.batch, undefined, streamed);
         if (cap.note) log(cap.note);
         workers = Math.min(cap.workers, todo.length);
         await runLocal(plan, hash, todo, { workers, model: loaded?.model, onResult, log });

@@ -32,11 +32,11 @@ import { groupByLength } from '../../tasks/ioi.ts';
 import { datasetTask, loadDataset } from '../../tasks/dataset.ts';
 import { makeProvenance, type Provenance } from '../../contracts/provenance.ts';
 import { prepareRunFolder } from '../../contracts/run-folder.ts';
-import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec } from '../shared.ts';
+import { addDatasetOptions, addExecutionOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, type ExecutionCliOptions } from '../shared.ts';
 import { num } from '../output.ts';
 
 /** Parsed options of `relp circuit`. */
-export interface CircuitCommandOptions {
+export interface CircuitCommandOptions extends ExecutionCliOptions {
   model?: string;
   task?: string;
   n: number;
@@ -92,7 +92,8 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
   const spec = datasetSpec(opts);
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
   if (opts.method.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
-  const loaded = await loadModelWithTokenizer(opts.model);
+  if (opts.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = opts.streamWeights ? '1' : '0';
+  const loaded = await loadModelWithTokenizer(opts.model, { stream: opts.streamWeights });
   const { model } = loaded;
   const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
@@ -237,7 +238,7 @@ export function register(program: Command): void {
     .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
     .option('--shard-edges <n>', 'exact: edges per shard', positiveInt, 64)
     .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt, 8);
-  addTokenizerOptions(cmd)
+  addExecutionOptions(addTokenizerOptions(cmd))
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
       process.stdout.write(opts.json ? JSON.stringify(summary, null, 2) + '\n' : formatCircuitSummary(summary));

@@ -10,7 +10,7 @@ import { runSweep } from '../../patching/sweep.ts';
 import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
 import { ioiSameLength } from '../../tasks/dataset.ts';
 import type { RunFile } from '../../patching/run-file.ts';
-import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownPairs, cliTokenizer, integer, positiveInt, printJson, setup, addExecutionOptions, type ExecutionCliOptions, type TokenizerCliOptions } from '../shared.ts';
 import { num } from '../output.ts';
 
 /** The top heads of a run's `activation` z grid, by |score|. */
@@ -40,11 +40,11 @@ export function register(program: Command): void {
     .option('--host <h>', 'viewer host', '127.0.0.1')
     .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
     .option('--json', 'print one JSON object (with --no-serve) instead of the summary', false);
-  addTokenizerOptions(cmd)
-    .action(async (o: TokenizerCliOptions & { model?: string; n: number; seed: number; corruption: 'swap' | 'abc'; out?: string; serve: boolean; port: number; host: string; force: boolean; json: boolean }) => {
+  addExecutionOptions(addTokenizerOptions(cmd))
+    .action(async (o: TokenizerCliOptions & ExecutionCliOptions & { model?: string; n: number; seed: number; corruption: 'swap' | 'abc'; out?: string; serve: boolean; port: number; host: string; force: boolean; json: boolean }) => {
       const t0 = performance.now();
       const out = resolve(o.out ?? `runs/demo-${stamp()}`);
-      const loaded = await setup(o.model);
+      const loaded = await setup(o.model, o);
       const pairs = ioiSameLength(cliTokenizer(loaded.tokenizer, o), o.n, o.seed, o.corruption);
       checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
       process.stderr.write(`relp: ${pairs.length} IOI pairs (${o.corruption === 'swap' ? 'swapped names' : 'ABC'} corruption), e.g. ${JSON.stringify(pairs[0].clean)} → ${JSON.stringify(pairs[0].answer)}\n`);

@@ -1,7 +1,7 @@
 /** `relp logits`: next-token logits of a text. */
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, addExecutionOptions, type ExecutionCliOptions, type TokenizerCliOptions } from '../shared.ts';
 
 export function register(program: Command): void {
   const cmd = program
@@ -9,10 +9,10 @@ export function register(program: Command): void {
     .description('Print the tokens and the top-5 next tokens of a text (or, with --json, the full last-position logits).')
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)')
     .requiredOption('--text <text>', 'input text');
-  addTokenizerOptions(cmd)
+  addExecutionOptions(addTokenizerOptions(cmd))
     .option('--json', 'print exactly one JSON object {"ids": [...], "logits": [...]}', false)
-    .action(async (o: TokenizerCliOptions & { model?: string; text: string; json: boolean }) => {
-      const loaded = await setup(o.model);
+    .action(async (o: TokenizerCliOptions & ExecutionCliOptions & { model?: string; text: string; json: boolean }) => {
+      const loaded = await setup(o.model, o);
       const { model } = loaded;
       const tokenizer = cliTokenizer(loaded.tokenizer, o);
       checkUnknownWords(tokenizer, [{ text: o.text, where: '--text' }], o.strict);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { heatLine, inputRelevance } from '../../relp/input-relevance.ts';
 import { RULE_PRESETS } from '../../rules/rules.ts';
-import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, type TokenizerCliOptions } from '../shared.ts';
+import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, addExecutionOptions, type ExecutionCliOptions, type TokenizerCliOptions } from '../shared.ts';
 import { useColor } from '../output.ts';
 
 /** Σ relevance against the output for every preset on one input: what conserves, measured. */
@@ -46,10 +46,10 @@ export function register(program: Command): void {
     .option('--target <token>', 'token to explain (text of one token, e.g. " Mary"); default: the top prediction')
     .option('--contrast <token>', 'explain logit[target] − logit[contrast]')
     .addOption(new Option('--rules <preset>', 'LRP rule preset').choices(Object.keys(RULE_PRESETS)).default('relp'));
-  addTokenizerOptions(cmd)
+  addExecutionOptions(addTokenizerOptions(cmd))
     .option('--json', 'print one JSON object', false)
-    .action(async (o: TokenizerCliOptions & { model?: string; text: string; target?: string; contrast?: string; rules: string; json: boolean }) => {
-      const loaded = await setup(o.model);
+    .action(async (o: TokenizerCliOptions & ExecutionCliOptions & { model?: string; text: string; target?: string; contrast?: string; rules: string; json: boolean }) => {
+      const loaded = await setup(o.model, o);
       const { model } = loaded;
       const tokenizer = cliTokenizer(loaded.tokenizer, o);
       checkUnknownWords(tokenizer, [{ text: o.text, where: '--text' }], o.strict);

@@ -10,7 +10,7 @@ import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { datasetRecord, loadDataset } from '../../tasks/dataset.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
 import { parseComponents } from '../../patching/components.ts';
-import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, positiveInt, printJson, setup, type DatasetCliOptions, type TokenizerCliOptions } from '../shared.ts';
+import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, positiveInt, printJson, setup, addExecutionOptions, reportStreaming, type ExecutionCliOptions, type DatasetCliOptions, type TokenizerCliOptions } from '../shared.ts';
 import { num } from '../output.ts';
 
 export function register(program: Command): void {
@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .command('patch')
     .description('Run activation patching, AtP, AtP* and RelP over the same components and write DIR/run.json.')
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
-  addTokenizerOptions(addDatasetOptions(cmd))
+  addExecutionOptions(addTokenizerOptions(addDatasetOptions(cmd)))
     .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
     .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', 'resid_pre,attn_out,mlp_out')
     .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default('relp'))
@@ -32,14 +32,14 @@ export function register(program: Command): void {
     .option('--shard-prompts <n>', 'prompt pairs per AtP/AtP*/RelP shard', positiveInt, 8)
     .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
     .option('--json', 'print one JSON object instead of the summary', false)
-    .action(async (o: DatasetCliOptions & TokenizerCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; workers?: number; queue?: string; shardLayers: number; shardPrompts: number; force: boolean; json: boolean }) => {
+    .action(async (o: DatasetCliOptions & TokenizerCliOptions & ExecutionCliOptions & { model?: string; methods: string; components: string; rules: RulePresetName; direction: Direction; metric: string; batch?: number; out: string; workers?: number; queue?: string; shardLayers: number; shardPrompts: number; force: boolean; json: boolean }) => {
       const methods = parseMethods(o.methods);
       const components = parseComponents(o.components);
       if (o.queue && o.workers !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
       const spec = datasetSpec(o);
       const ref = modelRef(o.model);
       // An HF id that is not a folder here is downloaded (workers do the same).
-      const loaded = await setup(ref === 'embedded' ? undefined : await modelDir(ref));
+      const loaded = await setup(ref === 'embedded' ? undefined : await modelDir(ref), o);
       const pairs = loadDataset(cliTokenizer(loaded.tokenizer, o), spec);
       checkUnknownPairs(loaded.tokenizer, pairs, o.strict);
       // Say what a group name expanded to: `every` must not look like the default.
@@ -60,6 +60,7 @@ export function register(program: Command): void {
         dataset: datasetRecord(spec),
         force: o.force,
       });
+      reportStreaming(loaded);
       loaded.model.dispose();
       const path = `${o.out}/run.json`;
       const table = run.scores.activation && Object.keys(run.scores).length > 1 ? correlationTable(run.scores) : null;
