@@ -8,6 +8,18 @@ import { resolveConfig, type ConfigInput, type ModelConfig } from '../models/con
 /** Bytes allowed on the wasm heap for one call (the heap tops out near 4 GB). */
 export const WASM_HEAP_LIMIT_BYTES = 3.5e9;
 
+/**
+ * The heap budget in force: {@link WASM_HEAP_LIMIT_BYTES}, or less with RELP_HEAP_LIMIT_GB (a
+ * smaller budget, e.g. to leave memory to other work; never more, since the wasm heap stops near 4 GB).
+ */
+export function heapLimitBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.RELP_HEAP_LIMIT_GB;
+  if (v === undefined || v === '') return WASM_HEAP_LIMIT_BYTES;
+  const gb = Number(v);
+  if (!(gb > 0)) throw new Error(`RELP_HEAP_LIMIT_GB must be a positive number of GB, got "${v}"`);
+  return Math.min(WASM_HEAP_LIMIT_BYTES, gb * 1e9);
+}
+
 /** What a call will do, for the estimate. */
 export interface WorkloadShape {
   /** Number of sequences in one forward (prompts × patches stacked in the batch). */
@@ -114,7 +126,7 @@ function estimateStreamedBytes(cfg: ModelConfig, w: WorkloadShape): number {
 }
 
 /** Largest batch whose estimate stays under the wasm limit (at least 0). */
-export function maxBatchUnderLimit(cfg: ConfigInput, w: Omit<WorkloadShape, 'batch'>, limit = WASM_HEAP_LIMIT_BYTES): number {
+export function maxBatchUnderLimit(cfg: ConfigInput, w: Omit<WorkloadShape, 'batch'>, limit = heapLimitBytes()): number {
   let lo = 0;
   let hi = 1;
   while (estimateBytes(cfg, { ...w, batch: hi }) <= limit && hi < 1 << 20) hi *= 2;
@@ -134,12 +146,13 @@ export function maxBatchUnderLimit(cfg: ConfigInput, w: Omit<WorkloadShape, 'bat
 export function guardMemory(cfg: ConfigInput, w: WorkloadShape, what = 'this run', backend = tf.getBackend()): void {
   if (backend !== 'wasm') return;
   const need = estimateBytes(cfg, w);
-  if (need <= WASM_HEAP_LIMIT_BYTES) return;
+  const limit = heapLimitBytes();
+  if (need <= limit) return;
   const ok = maxBatchUnderLimit(cfg, w);
   const gb = (b: number) => (b / 1e9).toFixed(2);
   throw new Error(
     `${what} needs about ${gb(need)} GB, but the wasm heap tops out near 4 GB and corrupts tensors silently past it ` +
-      `(limit ${gb(WASM_HEAP_LIMIT_BYTES)} GB). Lower the batch size from ${w.batch} to at most ${ok}` +
+      `(limit ${gb(limit)} GB). Lower the batch size from ${w.batch} to at most ${ok}` +
       (ok === 0 ? ' (even batch 1 does not fit: use fewer tokens or a smaller model)' : ' (e.g. --batch ' + Math.max(1, ok) + ')') +
       ', or use a GPU backend.',
   );
@@ -164,16 +177,17 @@ const PROBE_WORKLOAD: WorkloadShape = { batch: 1, pos: 64, backward: true, lastP
 export function chooseExecution(config: ConfigInput, force?: boolean, backend = tf.getBackend()): ExecutionChoice {
   const cfg = resolveConfig(config);
   const gb = (b: number) => (b / 1e9).toFixed(2);
+  const limit = heapLimitBytes();
   const whole = estimateBytes(cfg, PROBE_WORKLOAD);
   const streamed = estimateBytes(cfg, { ...PROBE_WORKLOAD, streamed: true });
   if (force === false) return { mode: 'resident', reason: `whole model on the heap (--no-stream-weights; about ${gb(whole)} GB for a 64-token pass)` };
-  if (backend === 'wasm' && streamed > WASM_HEAP_LIMIT_BYTES) {
-    throw new Error(`even streamed, one block of this model and a 64-token pass need about ${gb(streamed)} GB, over the wasm heap's ${gb(WASM_HEAP_LIMIT_BYTES)} GB limit`);
+  if (backend === 'wasm' && streamed > limit) {
+    throw new Error(`even streamed, one block of this model and a 64-token pass need about ${gb(streamed)} GB, over the heap budget of ${gb(limit)} GB; nothing was loaded`);
   }
   if (force === true) return { mode: 'streamed', reason: `weights streamed from disk block by block (--stream-weights; about ${gb(streamed)} GB for a 64-token pass)` };
-  if (backend !== 'wasm' || whole <= WASM_HEAP_LIMIT_BYTES) return { mode: 'resident', reason: `whole model on the heap (about ${gb(whole)} GB for a 64-token pass)` };
+  if (backend !== 'wasm' || whole <= limit) return { mode: 'resident', reason: `whole model on the heap (about ${gb(whole)} GB for a 64-token pass)` };
   return {
     mode: 'streamed',
-    reason: `weights streamed from disk block by block: the whole model needs about ${gb(whole)} GB for a 64-token pass, over the wasm heap's ${gb(WASM_HEAP_LIMIT_BYTES)} GB limit (streamed: about ${gb(streamed)} GB)`,
+    reason: `weights streamed from disk block by block: the whole model needs about ${gb(whole)} GB for a 64-token pass, over the heap budget of ${gb(limit)} GB (streamed: about ${gb(streamed)} GB)`,
   };
 }

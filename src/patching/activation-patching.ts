@@ -169,7 +169,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const components = parseComponents(opts.components);
   const B = data.clean.length;
   const { pos } = data;
-  const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true });
+  const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true, streamed: model.execution === 'streamed' });
   const seqs = Math.max(B, Math.min(opts.batch ?? 512, fit > 0 ? fit : B));
   const per = Math.max(1, Math.floor(seqs / B)); // patches per forward
   const progress = opts.progress ?? silentProgress;

@@ -5,14 +5,14 @@
  */
 import { freemem } from 'node:os';
 import type { ModelConfig } from '../models/config.ts';
-import { estimateBytes, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../backend/memory-guard.ts';
+import { estimateBytes, heapLimitBytes, maxBatchUnderLimit } from '../backend/memory-guard.ts';
 
 /** Estimated peak bytes of one worker running activation-patching / gradient shards. */
 export function workerBytes(cfg: ModelConfig, pos: number, batch = 512, streamed = false): number {
   const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true, streamed });
   const seqs = Math.max(1, Math.min(batch, fit > 0 ? fit : 1));
   const forward = estimateBytes(cfg, { batch: seqs, pos, lastPositionOnly: true, cachedResiduals: 3 * cfg.nLayers, streamed });
-  return Math.min(forward, WASM_HEAP_LIMIT_BYTES); // weights are inside the estimate
+  return Math.min(forward, heapLimitBytes()); // weights are inside the estimate
 }
 
 /** The number of workers to start: `requested`, lowered (with a note) when their copies do not fit in `free` bytes. */
