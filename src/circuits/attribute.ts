@@ -10,20 +10,24 @@
  *   corrupt and clean, α = (i + ½)/k, i = 0..k−1 (midpoint rule; Hanna et al. 2024);
  * - `exact` ({@link exactEdgeScores}): real edge patching, m(patched) − m(corrupt).
  *
- * Per-input gradients come from zero probes added to each node's own residual stream in
- * {@link graphForwardRaw} (head q/k/v inputs are separate per head), so one backward pass scores
- * every edge.
+ * Every gradient comes from the model's own `runWithCacheAndGrads` (the path node-level AtP / RelP
+ * use, which also runs block by block on streamed models): the input gradient of a target is the
+ * gradient at its hook, `attn.hook_q_input` [b, p, head, d] and `hook_k_input` / `hook_v_input`
+ * [b, p, kv_head, d] (forward option `splitQkvInput`), `hook_mlp_in`, and the last
+ * `hook_resid_post` for the logits. Replacing one of these hooks changes only what that target
+ * reads, so one backward pass scores every edge. Node outputs come from `runWithCache`.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
+import type { CacheAndGrads, HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
+import { disposeCache, type ActivationCache } from '../hooks/activation-cache.ts';
 import { resolveRules, type RuleSet } from '../rules/rules.ts';
 import type { PatchingData } from '../patching/data.ts';
 import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { layerTargets, type CircuitGraph } from './graph.ts';
-import { graphForward, graphForwardRaw, type GraphForwardOptions, type GraphProbes } from './graph-forward.ts';
+import { checkGraph, graphForward, type GraphForwardOptions } from './graph-forward.ts';
 
 /** Edge-scoring methods. */
 export const EDGE_METHODS = ['eap', 'eap-relp', 'eap-ig', 'exact'] as const;
@@ -92,22 +96,41 @@ function first(x: tf.Tensor): tf.Tensor {
   return tf.reshape(tf.slice(x, [0, 0, 0, 0], [1, B, P, D]), [B, P, D]);
 }
 
-/** Node outputs [nNodes − 1, B, pos, d] of an unpatched run. Caller disposes. */
-export function nodeOutputs(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], hooks?: Hook[]): tf.Tensor4D {
-  const r = graphForward(model, graph, tokens, { collectOutputs: true, hooks });
-  r.logits.dispose();
-  return r.outputs!;
+/**
+ * Hooks holding the node outputs: `input` = blocks.0.hook_resid_pre (embed + pos), head h of
+ * layer l = blocks.{l}.attn.hook_result[:, :, h] (z_h·W_O[h], no b_O), MLP l = blocks.{l}.hook_mlp_out.
+ */
+function outputHooks(L: number): string[] {
+  const names = ['blocks.0.hook_resid_pre'];
+  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_mlp_out`);
+  return names;
 }
 
-/** Zero probes on every node input: q [B, P, H, D], k / v [B, P, KV, D] per layer, MLP and logits [B, P, D]. */
-function zeroProbes(L: number, B: number, P: number, H: number, KV: number, D: number): GraphProbes {
-  return {
-    q: Array.from({ length: L }, () => tf.zeros([B, P, H, D])),
-    k: Array.from({ length: L }, () => tf.zeros([B, P, KV, D])),
-    v: Array.from({ length: L }, () => tf.zeros([B, P, KV, D])),
-    mlp: Array.from({ length: L }, () => tf.zeros([B, P, D])),
-    logits: tf.zeros([B, P, D]),
-  };
+/** Node outputs [nNodes − 1, B, pos, d] of an unpatched run (forward only, so streamed models work too). Caller disposes. */
+export function nodeOutputs(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], hooks?: Hook[]): tf.Tensor4D {
+  checkGraph(model, graph);
+  const L = model.cfg.nLayers;
+  const { logits, cache } = model.runWithCache(tokens, { names: outputHooks(L), hooks, lastPositionOnly: true });
+  try {
+    return tf.tidy(() => {
+      const parts: tf.Tensor[] = [tf.expandDims(cache['blocks.0.hook_resid_pre'], 0)];
+      for (let l = 0; l < L; l++) {
+        parts.push(tf.transpose(cache[`blocks.${l}.attn.hook_result`], [2, 0, 1, 3])); // [H, B, P, D]
+        parts.push(tf.expandDims(cache[`blocks.${l}.hook_mlp_out`], 0));
+      }
+      return tf.concat(parts, 0) as tf.Tensor4D;
+    });
+  } finally {
+    logits.dispose();
+    disposeCache(cache);
+  }
+}
+
+/** Hook names of the targets' inputs of layer l: q [B, P, H, D], k and v [B, P, KV, D], MLP [B, P, D]; l = L: the logits' [B, P, D]. */
+function targetHooks(L: number, l: number): string[] {
+  if (l === L) return [`blocks.${L - 1}.hook_resid_post`];
+  const a = `blocks.${l}.attn.`;
+  return [`${a}hook_q_input`, `${a}hook_k_input`, `${a}hook_v_input`, `blocks.${l}.hook_mlp_in`];
 }
 
 /** What one gradient pass of {@link attributeEdges} needs. */
@@ -126,37 +149,52 @@ interface GradPass {
 }
 
 /**
- * One backward pass (input node interpolated at `alpha` for eap-ig, else the corrupt run): per
- * layer l < L the scores [P, n, H + 2·KV + 1] of its targets over the MLP's upstream prefix n
- * (q per head, k and v per kv head, the MLP), and for l = L the logits' [P, n, 1]. Caller disposes.
+ * Per layer l < L the scores [P, n, H + 2·KV + 1] of its targets over the MLP's upstream prefix n
+ * (q per head, k and v per kv head, the MLP), and for l = L the logits' [P, n, 1], from the
+ * targets' input gradients. Caller disposes.
  */
-function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
-  const { model, graph, data, opts } = gp;
-  const { nLayers: L, nHeads: H, dModel: D } = model.cfg;
-  const KV = graph.nKvHeads;
+function scoresFromGrads(gp: GradPass, grads: ActivationCache): tf.Tensor3D[] {
+  const L = gp.graph.nLayers;
   return tf.tidy(() => {
-    const inputOverride = alpha !== undefined ? tf.add(first(gp.corrupt), tf.mul(first(gp.delta), alpha)) : undefined; // [B, P, D]
-    const probes = zeroProbes(L, data.clean.length, data.pos, H, KV, D);
-    const flat = [...probes.q, ...probes.k, ...probes.v, ...probes.mlp, probes.logits];
-    const m = scalarMetric(gp.metric, data, gp.base, gp.ctx);
-    const f = (...ds: tf.Tensor[]): tf.Scalar => {
-      const pr: GraphProbes = { q: ds.slice(0, L), k: ds.slice(L, 2 * L), v: ds.slice(2 * L, 3 * L), mlp: ds.slice(3 * L, 4 * L), logits: ds[4 * L] };
-      const { logits } = graphForwardRaw(model, graph, data.corrupt, { probes: pr, rules: gp.rules, hooks: opts.hooks, graphHooks: opts.graphHooks, inputOverride });
-      // Tie every probe to the output: tfjs throws for inputs with no path (e.g. frozen patterns).
-      return tf.add(m(logits), tf.mul(tf.addN(ds.map((d) => tf.sum(d))), 0)) as tf.Scalar;
-    };
-    const { grads } = tf.valueAndGrads(f)(flat);
     const out: tf.Tensor3D[] = [];
     for (let l = 0; l < L; l++) {
-      const ts = layerTargets(graph, l);
+      const [q, k, v, mlp] = targetHooks(L, l).map((n) => grads[n]);
       // Target order of layerTargets: q (H), k (KV), v (KV), MLP: [B, P, H + 2·KV + 1, D].
-      const g = tf.concat([grads[l], grads[L + l], grads[2 * L + l], tf.expandDims(grads[3 * L + l], 2)], 2);
+      const g = tf.concat([q, k, v, tf.expandDims(mlp, 2)], 2);
       // Heads read a prefix no longer than the MLP's: score all with the MLP's, drop extras in accumulate.
-      out.push(targetScores(gp.delta, g, ts[H + 2 * KV].nUp));
+      const ts = layerTargets(gp.graph, l);
+      out.push(targetScores(gp.delta, g, ts[ts.length - 1].nUp));
     }
-    out.push(targetScores(gp.delta, tf.expandDims(grads[4 * L], 2), layerTargets(graph, L)[0].nUp));
+    out.push(targetScores(gp.delta, tf.expandDims(grads[targetHooks(L, L)[0]], 2), layerTargets(gp.graph, L)[0].nUp));
     return out;
   });
+}
+
+/**
+ * One backward pass on the corrupt prompts (with the input node's output set to corrupt + α·Δ for
+ * eap-ig), by the model's own `runWithCacheAndGrads` (so streamed models work too): the targets'
+ * input gradients are those at the split q/k/v inputs, the MLP inputs and the last residual.
+ * Returns {@link scoresFromGrads}. Caller disposes.
+ */
+function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
+  const { model, data, opts } = gp;
+  const L = model.cfg.nLayers;
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...(opts.graphHooks ?? [])];
+  const input = alpha === undefined ? undefined : tf.tidy(() => tf.add(first(gp.corrupt), tf.mul(first(gp.delta), alpha))); // [B, P, D]
+  // x·0 keeps the embedding on the tape (a streamed block's backward differentiates w.r.t. its input).
+  if (input) hooks.push({ name: 'blocks.0.hook_resid_pre', fn: (x) => tf.add(input, tf.mul(x, 0)) });
+  const names = Array.from({ length: L + 1 }, (_, l) => targetHooks(L, l)).flat();
+  let r: CacheAndGrads | undefined;
+  try {
+    r = model.runWithCacheAndGrads(data.corrupt, scalarMetric(gp.metric, data, gp.base, gp.ctx), { names, hooks, rules: gp.rules, splitQkvInput: true, lastPositionOnly: true });
+    return scoresFromGrads(gp, r.grads);
+  } finally {
+    input?.dispose();
+    if (r) {
+      tf.dispose([r.logits, r.value]);
+      disposeCache(r.cache, r.grads);
+    }
+  }
 }
 
 /**

@@ -108,6 +108,18 @@ function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: numb
   return tf.reshape(tf.transpose(y, [0, 2, 3, 1, 4]), [G * B, P, T, D]); // [G·B, P, T, D]
 }
 
+/** Throw unless `graph` is this model's graph and the model's node outputs add into its residual stream. */
+export function checkGraph(model: HookedTransformer, graph: CircuitGraph): void {
+  const cfg = model.cfg;
+  if (graph.nLayers !== cfg.nLayers || graph.nHeads !== cfg.nHeads || graph.nKvHeads !== cfg.nKvHeads) {
+    throw new Error(`graph is ${graph.nLayers} layers × ${graph.nHeads} heads but the model is ${cfg.nLayers} × ${cfg.nHeads}`);
+  }
+  const topo = model.topology();
+  if (!topo.headsAdditive || !topo.mlpAdditive) {
+    throw new Error(`edge circuits need node outputs that add into the residual stream; ${cfg.modelType} normalises attention and MLP outputs (post-norms), so per-head nodes do not decompose it`);
+  }
+}
+
 /**
  * Run the model with per-input residual streams. Not tidied: call inside `tf.tidy` (or a gradient
  * function) and keep what you return.
@@ -115,9 +127,7 @@ function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: numb
 export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], opts: GraphForwardOptions = {}): GraphForwardResult {
   const cfg = model.cfg;
   const { nLayers: L, nHeads: H, dModel: D } = cfg;
-  if (graph.nLayers !== L || graph.nHeads !== H || graph.nKvHeads !== cfg.nKvHeads) {
-    throw new Error(`graph is ${graph.nLayers} layers × ${graph.nHeads} heads but the model is ${L} × ${H}`);
-  }
+  checkGraph(model, graph);
   const G = opts.groups ?? 1;
   const B = tokens.length;
   const E = graph.nEdges;
@@ -128,11 +138,7 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
       throw new Error(`patch.src must be [${graph.nodes.length - 1}, ${B}, pos, ${D}], got [${s.join(', ')}]`);
     }
   }
-  const topo = model.topology();
-  if (!topo.headsAdditive || !topo.mlpAdditive) {
-    throw new Error(`edge circuits need node outputs that add into the residual stream; ${cfg.modelType} normalises attention and MLP outputs (post-norms), so per-head nodes do not decompose it`);
-  }
-  const KV = topo.nKvHeads;
+  const KV = model.topology().nKvHeads;
   // Split per-head inputs only when something changes or probes them (otherwise the model's own q/k/v).
   const split = !!(opts.patch || opts.probes || opts.graphHooks?.length);
   const coef = opts.patch?.coef;
