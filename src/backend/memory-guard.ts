@@ -151,9 +151,9 @@ export function guardMemory(cfg: ConfigInput, w: WorkloadShape, what = 'this run
   const ok = maxBatchUnderLimit(cfg, w);
   const gb = (b: number) => (b / 1e9).toFixed(2);
   throw new Error(
-    `${what} needs about ${gb(need)} GB, but the wasm heap tops out near 4 GB and corrupts tensors silently past it ` +
-      `(limit ${gb(limit)} GB). Lower the batch size from ${w.batch} to at most ${ok}` +
-      (ok === 0 ? ' (even batch 1 does not fit: use fewer tokens or a smaller model)' : ' (e.g. --batch ' + Math.max(1, ok) + ')') +
+    `${what} needs about ${gb(need)} GB, over the heap budget of ${gb(limit)} GB (the wasm heap stops near 4 GB and corrupts tensors silently past it). ` +
+      `Lower the batch size from ${w.batch} to at most ${ok} sequences per forward` +
+      (ok === 0 ? ' (even batch 1 does not fit: use fewer tokens or a smaller model)' : ` (--batch ${Math.max(1, ok)} for activation patching, --shard-prompts ${Math.max(1, ok)} for AtP and RelP)`) +
       ', or use a GPU backend.',
   );
 }

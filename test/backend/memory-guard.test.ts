@@ -73,7 +73,7 @@ describe('guardMemory', () => {
   });
 
   it('says when even batch 1 does not fit', () => {
-    expect(() => guardMemory(GPT2_SMALL, { batch: 4, pos: 1024, backward: true, cachedResiduals: 2000 }, 'x', 'wasm')).toThrow(/at most 0 \(even batch 1 does not fit/);
+    expect(() => guardMemory(GPT2_SMALL, { batch: 4, pos: 1024, backward: true, cachedResiduals: 2000 }, 'x', 'wasm')).toThrow(/at most 0 sequences per forward \(even batch 1 does not fit/);
   });
 
   it('passes small runs (GPT-2 small, batch 8 × 16 tokens, forward and backward; tiny models)', () => {

@@ -52,14 +52,23 @@ describe('relp patch --stream-weights', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  it('streams a model that does not fit whole, and names the largest batch when the sweep batch does not fit', async () => {
-    // A budget between one streamed 64-token pass and the whole model: the model is streamed
-    // without asking; then a budget under the 8-prompt gradient pass but over a 1-prompt one.
+  it('streams a model that does not fit whole, and names the largest batch that fits when the sweep does not', async () => {
+    // A budget between one streamed 64-token pass and the whole model's: streamed without asking.
     const streamed1 = estimateBytes(CFG, { batch: 1, pos: 64, backward: true, lastPositionOnly: true, streamed: true });
     const whole1 = estimateBytes(CFG, { batch: 1, pos: 64, backward: true, lastPositionOnly: true });
-    expect(whole1).toBeGreaterThan(streamed1);
-    const auto = await runCli(['patch', ...ARGS, '--out', join(dir, 'auto')], { env: { RELP_HEAP_LIMIT_GB: String((streamed1 + whole1) / 2 / 1e9) } });
-    expect(auto.code, auto.stderr).toBe(0);
-    expect(auto.stderr).toMatch(/relp: execution: weights streamed from disk block by block: the whole model needs about/);
+    expect(whole1).toBeGreaterThan(1.2 * streamed1);
+    const env = { RELP_HEAP_LIMIT_GB: String((1.2 * streamed1) / 1e9) };
+    const r = await runCli(['patch', ...ARGS, '--shard-prompts', '8', '--out', join(dir, 'auto')], { env });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/relp: execution: weights streamed from disk block by block: the whole model needs about/);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('relp: error'));
+    expect(lines).toHaveLength(1);
+    const k = Number(/from 8 to at most (\d+) sequences per forward/.exec(lines[0])?.[1]);
+    expect(k).toBeGreaterThan(0);
+    expect(k).toBeLessThan(8);
+    // The batch it names really runs under the same budget.
+    const ok = await runCli(['patch', ...ARGS, '--shard-prompts', String(k), '--out', join(dir, 'auto-ok')], { env });
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readFileSync(join(dir, 'auto-ok', 'run.json'), 'utf8')).toContain('"relp"');
   });
 });
