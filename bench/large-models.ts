@@ -80,6 +80,13 @@ function writeDataset(path: string, n: number): void {
   writeFileSync(path, lines.join('\n') + '\n');
 }
 
+/** What the benchmark reads from run.json. */
+interface RunScores {
+  scores: Record<string, Record<string, { values: number[][] }>>;
+  metric: { corrupt: number };
+  dataset: { pairs: unknown[] };
+}
+
 /** `relp patch` under /usr/bin/time -v: wall seconds, peak RSS (GB), the run file and stderr. */
 function runPatch(model: string, data: string, out: string, log: (s: string) => void) {
   const args = ['-v', process.execPath, join(ROOT, 'bin/relp.js'), 'patch', '--model', model, '--dataset', data, '--methods', METHODS.join(','), '--components', COMPONENTS.join(','), '--metric', 'logit-diff', '--workers', '1', '--force', '--out', out, '--json'];
@@ -89,23 +96,27 @@ function runPatch(model: string, data: string, out: string, log: (s: string) => 
   const wall = (performance.now() - t0) / 1000;
   const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   if (r.status !== 0) throw new Error(`relp patch failed (exit ${r.status}):\n${r.stderr.slice(-3000)}`);
-  const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { scores: Record<string, Record<string, { values: number[][] }>>; dataset: { pairs: unknown[] } };
+  const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunScores;
   return { wall, peakRssGB: rss ? Number(rss[1]) / 1e6 : NaN, run, stderr: r.stderr };
 }
 
 /** Largest |relp − torch| / max |torch| per method and component. */
-function compareWithReference(model: string, pairs: unknown[], run: { scores: Record<string, Record<string, { values: number[][] }>> }, big: boolean, dir: string) {
+function compareWithReference(model: string, pairs: unknown[], run: RunScores, big: boolean, dir: string) {
   const pairsFile = join(dir, 'pairs.json');
   writeFileSync(pairsFile, JSON.stringify({ pairs }));
   const args = [join(ROOT, 'test/reference/hf_reference.py'), 'patch', '--model', model, '--pairs', pairsFile, '--methods', METHODS.join(','), '--rules', 'relp', '--components', COMPONENTS.join(','), '--raw-metric', ...(big ? ['--float32'] : [])];
   const t0 = performance.now();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`reference failed: ${r.stderr.slice(-2000)}`);
+  writeFileSync(join(dir, 'reference.json'), r.stdout);
   const ref = JSON.parse(r.stdout) as { scores: Record<string, Record<string, number[][]>> };
+  // relp reports AtP / RelP as the base run's metric plus the first-order change; the reference
+  // (with --raw-metric) reports the change alone.
+  const base = run.metric.corrupt;
   const rows: { method: string; component: string; relErr: number; scale: number }[] = [];
   for (const m of METHODS) {
     for (const c of COMPONENTS) {
-      const got = run.scores[m][c].values.flat();
+      const got = run.scores[m][c].values.flat().map((v) => v - base);
       const want = ref.scores[m][c].flat();
       const scale = Math.max(1e-12, ...want.map(Math.abs));
       const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));

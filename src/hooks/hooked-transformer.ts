@@ -47,6 +47,12 @@ export interface ForwardOptions {
   /** Return logits for the last position only, [batch, 1, vocab] (faster; ln_final hooks see [batch, 1, d_model]). */
   lastPositionOnly?: boolean;
   /**
+   * Unembed only these vocabulary ids: logits [batch, pos, ids.length], columns in this order.
+   * Metrics that read a few tokens (logit differences) skip the rest of the unembedding, the
+   * largest matmul of a sweep and, on a streamed model, the largest read.
+   */
+  logitIds?: readonly number[];
+  /**
    * With `startAtLayer` and `resid` holding only the positions after a prefix: the prefix's cached
    * keys and values per layer (`prefixKV[l] = {k, v}`, each [batch, prefix, kv_head, d_head], from
    * the hooks {@link HookedTransformer.kvCacheHooks} names: keys after rotary). Hooks then see
@@ -342,6 +348,7 @@ export class HookedTransformer {
       rotary: this.rotary,
       startAtLayer: start,
       lastPositionOnly: opts.lastPositionOnly,
+      logitIds: opts.logitIds,
       prefixKV: opts.prefixKV,
       splitQkvInput: opts.splitQkvInput,
     }) as tf.Tensor3D;

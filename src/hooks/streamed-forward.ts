@@ -39,6 +39,8 @@ export interface StreamedOptions {
   hooks?: Hook[];
   rules?: RuleSet;
   lastPositionOnly?: boolean;
+  /** Unembed only these vocabulary ids (logits [b, p, ids.length]). */
+  logitIds?: readonly number[];
   prefixKV?: ForwardInternals['prefixKV'];
   splitQkvInput?: boolean;
 }
@@ -93,7 +95,7 @@ export function streamedForward(e: StreamedEngine, input: StreamedInput, opts: S
     x = withBlock(e, l, (up) => runUploaded(e, up, l, xi, hooks, opts));
   }
   const xf = finalNorm(e.cfg, e.weights.lnFinal, finalInput(x, opts.lastPositionOnly), { hooks: compileHooks(hooks), rules: opts.rules });
-  return softcapLogits(e.cfg, e.weights.unembed(xf)) as tf.Tensor3D;
+  return softcapLogits(e.cfg, e.weights.unembed(xf, opts.logitIds)) as tf.Tensor3D;
 }
 
 /** Hooks that cache (a kept clone of) each named activation. */
@@ -199,7 +201,7 @@ function finalStage(e: StreamedEngine, xL: tf.Tensor, metric: (logits: tf.Tensor
   const user = opts.hooks ?? [];
   const post = opts.postHooks ?? [];
   const norm = (x: tf.Tensor, hooks: Hook[]) => finalNorm(e.cfg, e.weights.lnFinal, x, { hooks: compileHooks(hooks), rules: opts.rules });
-  const raw = tf.tidy(() => e.weights.unembed(norm(finalInput(xL, opts.lastPositionOnly), [...user, ...cachingHooks(names, cache), ...post])));
+  const raw = tf.tidy(() => e.weights.unembed(norm(finalInput(xL, opts.lastPositionOnly), [...user, ...cachingHooks(names, cache), ...post]), opts.logitIds));
   const m = tf.tidy(() => {
     const { value, grad } = tf.valueAndGrad((lr: tf.Tensor) => {
       const v = metric(softcapLogits(e.cfg, lr) as tf.Tensor3D);
@@ -209,7 +211,7 @@ function finalStage(e: StreamedEngine, xL: tf.Tensor, metric: (logits: tf.Tensor
     return { value: value as tf.Scalar, grad, logits: (e.cfg.finalSoftcap ? softcapLogits(e.cfg, raw) : tf.clone(raw)) as tf.Tensor3D };
   });
   raw.dispose();
-  const dxf = e.weights.unembedVjp(m.grad);
+  const dxf = e.weights.unembedVjp(m.grad, opts.logitIds);
   m.grad.dispose();
   const out = tf.tidy(() => {
     const ds = names.map((n) => tf.zeros(hookShape(n, e.cfg, b, pf)));

@@ -132,39 +132,72 @@ export class StreamedWeights {
     return tf.tensor2d(rows, [v1 - v0, this.cfg.dModel]);
   }
 
-  /** Logits before any soft-cap, chunked over the vocabulary: xf [b, p, d] → [b, p, V]. No tape. */
-  unembed(xf: tf.Tensor): tf.Tensor {
+  /**
+   * The unembedding rows of `ids` (W_Uᵀ's rows [k, d]) and the matching bias [k], or, for the whole
+   * vocabulary, one chunk at a time. Calls `f` with each piece and its column offset.
+   */
+  private eachPiece(ids: readonly number[] | undefined, f: (W: tf.Tensor2D, bias: tf.Tensor1D | undefined, at: number, width: number) => void): void {
+    const pieces: [number, number][] | undefined = ids ? undefined : this.chunks();
+    if (ids) {
+      const d = this.cfg.dModel;
+      const rows = new Float32Array(ids.length * d);
+      const t0 = performance.now();
+      ids.forEach((v, i) => rows.set(this.source.readUnembedRows(v, v + 1), i * d));
+      this.stats.readSeconds += (performance.now() - t0) / 1000;
+      const W = tf.tensor2d(rows, [ids.length, d]);
+      const idx = tf.tensor1d(Int32Array.from(ids), 'int32');
+      const bias = this.bU ? (tf.gather(this.bU, idx) as tf.Tensor1D) : undefined;
+      try {
+        f(W, bias, 0, ids.length);
+      } finally {
+        tf.dispose([W, idx, ...(bias ? [bias] : [])]);
+      }
+      return;
+    }
+    for (const [v0, v1] of pieces!) {
+      const W = this.chunk(v0, v1);
+      const bias = this.bU ? (tf.slice(this.bU, [v0], [v1 - v0]) as tf.Tensor1D) : undefined;
+      try {
+        f(W, bias, v0, v1 - v0);
+      } finally {
+        tf.dispose([W, ...(bias ? [bias] : [])]);
+      }
+    }
+  }
+
+  /**
+   * Logits before any soft-cap: xf [b, p, d] → [b, p, V], chunked over the vocabulary, or
+   * [b, p, ids.length] for only `ids`. No tape.
+   */
+  unembed(xf: tf.Tensor, ids?: readonly number[]): tf.Tensor {
     const [b, p, d] = xf.shape as [number, number, number];
     const parts: tf.Tensor[] = [];
-    for (const [v0, v1] of this.chunks()) {
-      const W = this.chunk(v0, v1);
-      parts.push(tf.tidy(() => tf.matMul(tf.reshape(xf, [b * p, d]), W, false, true))); // [b·p, c]
-      W.dispose();
-    }
-    const logits = tf.tidy(() => {
-      const all = parts.length === 1 ? parts[0] : tf.concat(parts, 1); // [b·p, V]
-      return tf.reshape(this.bU ? tf.add(all, this.bU) : all, [b, p, this.cfg.dVocab]);
+    this.eachPiece(ids, (W, bias) => {
+      parts.push(tf.tidy(() => {
+        const y = tf.matMul(tf.reshape(xf, [b * p, d]), W, false, true); // [b·p, c]
+        return bias ? tf.add(y, bias) : y;
+      }));
     });
-    if (parts.length > 1) for (const t of parts) t.dispose();
+    const width = ids ? ids.length : this.cfg.dVocab;
+    const logits = tf.tidy(() => tf.reshape(parts.length === 1 ? parts[0] : tf.concat(parts, 1), [b, p, width]));
+    for (const t of parts) t.dispose();
     return logits;
   }
 
-  /** The unembedding's vector–Jacobian product: dLogits [b, p, V] → d xf [b, p, d] (chunked). */
-  unembedVjp(dLogits: tf.Tensor): tf.Tensor {
+  /** The unembedding's vector–Jacobian product: dLogits [b, p, V or ids.length] → d xf [b, p, d]. */
+  unembedVjp(dLogits: tf.Tensor, ids?: readonly number[]): tf.Tensor {
     const [b, p, V] = dLogits.shape as [number, number, number];
     const d = this.cfg.dModel;
     let acc: tf.Tensor | undefined;
-    for (const [v0, v1] of this.chunks()) {
-      const W = this.chunk(v0, v1);
+    this.eachPiece(ids, (W, _bias, at, width) => {
       const next = tf.tidy(() => {
-        const g = tf.slice(tf.reshape(dLogits, [b * p, V]), [0, v0], [b * p, v1 - v0]); // [b·p, c]
+        const g = tf.slice(tf.reshape(dLogits, [b * p, V]), [0, at], [b * p, width]); // [b·p, c]
         const part = tf.matMul(g, W); // [b·p, d]
         return acc ? tf.add(acc, part) : part;
       });
-      W.dispose();
       acc?.dispose();
       acc = next;
-    }
+    });
     const out = tf.reshape(acc!, [b, p, d]);
     acc!.dispose();
     return out;

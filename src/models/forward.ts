@@ -153,6 +153,8 @@ export interface ForwardInternals {
   prefixKV?: (PrefixKV | undefined)[];
   /** Unembed only the last position: logits [b, 1, vocab] (the unembedding is the largest matmul). */
   lastPositionOnly?: boolean;
+  /** Unembed only these vocabulary ids: logits [b, p, ids.length], columns in this order. */
+  logitIds?: readonly number[];
   /**
    * TransformerLens `use_split_qkv_input`: each head's q/k/v input is its own residual stream
    * (`attn.hook_q_input` [b, p, head, d], `hook_k_input` / `hook_v_input` [b, p, kv_head, d]),
@@ -246,5 +248,8 @@ export function runBlocks(cfg: ModelConfig, w: ForwardTensors, resid: tf.Tensor,
   for (let l = start; l < stop; l++) x = runBlock(cfg, w.blocks[l], l, x, opts);
   if (stop < cfg.nLayers) return x;
   const xf = finalNorm(cfg, w.lnFinal, finalInput(x, opts.lastPositionOnly), opts); // [b, p, d]
-  return softcapLogits(cfg, linear(xf, w.WU, w.bU)); // [b, p, vocab]
+  if (!opts.logitIds) return softcapLogits(cfg, linear(xf, w.WU, w.bU)); // [b, p, vocab]
+  // Only the columns a metric reads: [d, k] instead of [d, vocab] (the largest matmul of a sweep).
+  const ids = tf.tensor1d(Int32Array.from(opts.logitIds), 'int32');
+  return softcapLogits(cfg, linear(xf, tf.gather(w.WU, ids, 1) as tf.Tensor2D, w.bU && (tf.gather(w.bU, ids) as tf.Tensor1D))); // [b, p, k]
 }

@@ -11,7 +11,7 @@ import type { Hook } from '../hooks/hook-point.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
 import { maxBatchUnderLimit } from '../backend/memory-guard.ts';
 import { componentSpec, gridCells, parseComponents, type ComponentName } from './components.ts';
-import type { PatchingData } from './data.ts';
+import { restrictVocabulary, type PatchingData } from './data.ts';
 import { aggregate, resolveMetric, type Metric, type MetricContext } from './metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
 import { nest, type MethodScores } from './score-grid.ts';
@@ -71,11 +71,12 @@ export interface ActivationSetup {
  */
 export function prepareActivationPatch(
   model: HookedTransformer,
-  data: PatchingData,
+  input: PatchingData,
   opts: { components: ComponentName[] | string; metric?: Metric | string; direction?: Direction; hooks?: Hook[] },
 ): ActivationSetup {
   const cfg = model.cfg;
   const metric = resolveMetric(opts.metric);
+  const data = restrictVocabulary(input, metric); // only the logits the metric reads
   const direction = opts.direction ?? 'denoising';
   const components = parseComponents(opts.components);
   const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
@@ -91,8 +92,8 @@ export function prepareActivationPatch(
   // The base run also caches the patched hooks, to skip patches that change nothing.
   const baseNames = [...new Set([...residNames, ...kvNames, ...srcNames])];
 
-  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true });
-  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true });
+  const src = model.runWithCache(srcTokens, { names: srcNames, hooks: opts.hooks, lastPositionOnly: true, logitIds: data.logitIds });
+  const baseRun = model.runWithCache(baseTokens, { names: baseNames, hooks: opts.hooks, lastPositionOnly: true, logitIds: data.logitIds });
   let base: Baselines;
   try {
     // The source and base runs are the clean and corrupt baseline runs: no separate forwards.
@@ -105,7 +106,7 @@ export function prepareActivationPatch(
     src.logits.dispose();
     baseRun.logits.dispose();
   }
-  return { key: sweepKey(model, data, metric, direction), components, hooks: opts.hooks, src, baseRun, base, suffixes, residNames };
+  return { key: sweepKey(model, input, metric, direction), components, hooks: opts.hooks, src, baseRun, base, suffixes, residNames };
 }
 
 /** Free the tensors of a setup. */
@@ -160,10 +161,11 @@ function sweepKey(model: HookedTransformer, data: PatchingData, metric: Metric, 
  * the source run's activation into the base run at that cell (all prompts at once).
  * Grids are [L, T], [L, H] or [L, H, T]; with the normalised metric the base (corrupt) run is 0.
  */
-export async function activationPatch(model: HookedTransformer, data: PatchingData, opts: ActivationPatchOptions): Promise<PatchResult> {
+export async function activationPatch(model: HookedTransformer, input: PatchingData, opts: ActivationPatchOptions): Promise<PatchResult> {
   const t0 = performance.now();
   const cfg = model.cfg;
   const metric = resolveMetric(opts.metric);
+  const data = restrictVocabulary(input, metric); // only the logits the metric reads
   const direction = opts.direction ?? 'denoising';
   if (direction !== 'denoising' && direction !== 'noising') throw new Error(`direction must be "denoising" or "noising", got "${String(direction)}"`);
   const components = parseComponents(opts.components);
@@ -177,11 +179,11 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
   const specs = components.map(componentSpec);
   const layers = opts.layers ?? Array.from({ length: cfg.nLayers }, (_, l) => l);
   for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= cfg.nLayers) throw new Error(`layer ${l} is out of range [0, ${cfg.nLayers})`);
-  const key = sweepKey(model, data, metric, direction);
+  const key = sweepKey(model, input, metric, direction);
   const ckpt = loadCheckpoint(opts.checkpointPath, key);
   // A shared setup (one per plan in a shard worker) is checked against this call and kept; our own is freed at the end.
   const own = !opts.setup;
-  const setup = opts.setup ?? prepareActivationPatch(model, data, { components, metric, direction, hooks: opts.hooks });
+  const setup = opts.setup ?? prepareActivationPatch(model, input, { components, metric, direction, hooks: opts.hooks });
   if (!own) checkSetup(setup, key, components, opts.hooks);
   const { src, baseRun, base, suffixes, residNames } = setup;
   // The value of the unpatched base run (what a no-op patch scores).
@@ -259,6 +261,7 @@ export async function activationPatch(model: HookedTransformer, data: PatchingDa
               resid: tf.tile(suffix(resid), reps(resid)),
               prefixKV,
               lastPositionOnly: true,
+              logitIds: data.logitIds,
               hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: blend }],
             });
             return aggregate(metric.perPrompt(lastLogits(logits), c), B, metric, base);

@@ -13,7 +13,7 @@ import { disposeCache } from '../hooks/activation-cache.ts';
 import { stopGradient } from '../rules/ops.ts';
 import { resolveRules, type RuleSet } from '../rules/rules.ts';
 import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
-import type { PatchingData } from './data.ts';
+import { restrictVocabulary, type PatchingData } from './data.ts';
 import { aggregate, checkNormaliser, resolveMetric, type Metric, type MetricBaselines } from './metrics.ts';
 import { cleanBaseline, disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
 import type { Direction, activationPatch } from './activation-patching.ts';
@@ -66,10 +66,11 @@ export interface AttributionResult {
  * Each value estimates the metric after patching that cell (base value + first-order change),
  * directly comparable with {@link activationPatch}; GradDrop methods give magnitudes.
  */
-export function attributionPatch(model: HookedTransformer, data: PatchingData, opts: AttributionOptions): AttributionResult {
+export function attributionPatch(model: HookedTransformer, input: PatchingData, opts: AttributionOptions): AttributionResult {
   const cfg = model.cfg;
   const L = cfg.nLayers;
   const metric = resolveMetric(opts.metric);
+  const data = restrictVocabulary(input, metric); // only the logits the metric reads
   const direction = opts.direction ?? 'denoising';
   const methods = opts.methods ?? [ATP];
   const specs = parseComponents(opts.components).map(componentSpec);
@@ -84,7 +85,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
   const hookNames = [...names];
 
   const t0 = performance.now();
-  const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks, lastPositionOnly: true });
+  const src = model.runWithCache(srcTokens, { names: hookNames, hooks: opts.hooks, lastPositionOnly: true, logitIds: data.logitIds });
   // Baselines without extra forwards when denoising: the clean value comes from the source run and
   // the corrupt value from the first backward pass (whose metric is the raw batch mean; gradients
   // are scaled by the normaliser afterwards).
@@ -121,7 +122,7 @@ export function attributionPatch(model: HookedTransformer, data: PatchingData, o
           drop === undefined
             ? []
             : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
-        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks, lastPositionOnly: true });
+        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks, lastPositionOnly: true, logitIds: data.logitIds });
         try {
           if (Number.isNaN(base.corrupt)) {
             base.corrupt = r.value.dataSync()[0];

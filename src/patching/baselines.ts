@@ -59,7 +59,7 @@ function mean(a: number[]): number {
  * caller already made with the same hooks; without it the clean prompts are run here.
  */
 export function cleanBaseline(model: HookedTransformer, data: PatchingData, metric: Metric, hooks?: Hook[], cleanLogits?: tf.Tensor3D): CleanBaseline {
-  const cleanLast = tf.tidy(() => lastLogits(cleanLogits ?? model.forward(data.clean, { lastPositionOnly: true, hooks }))); // [batch, vocab]
+  const cleanLast = tf.tidy(() => lastLogits(cleanLogits ?? model.forward(data.clean, { lastPositionOnly: true, hooks, logitIds: data.logitIds }))); // [batch, vocab]
   const cleanLogProbs = tf.tidy(() => tf.logSoftmax(cleanLast) as tf.Tensor2D);
   const ctx = metricContext(data, cleanLogProbs);
   try {
@@ -88,7 +88,7 @@ export function measureBaselines(
   try {
     const corruptLogits = known.corrupt;
     const perPromptCorrupt = values(
-      tf.tidy(() => metric.perPrompt(lastLogits(corruptLogits ?? model.forward(data.corrupt, { lastPositionOnly: true, hooks })), ctx)),
+      tf.tidy(() => metric.perPrompt(lastLogits(corruptLogits ?? model.forward(data.corrupt, { lastPositionOnly: true, hooks, logitIds: data.logitIds })), ctx)),
     );
     const b = { clean: c.clean, corrupt: mean(perPromptCorrupt) };
     checkNormaliser(metric, b);

@@ -16,6 +16,23 @@ export interface PatchingData {
   wrongIds: number[];
   /** Shared token length. */
   pos: number;
+  /**
+   * When set, model calls unembed only these vocabulary ids, and `answerIds` / `wrongIds` are
+   * positions in this list, not vocabulary ids (see {@link restrictVocabulary}).
+   */
+  logitIds?: number[];
+}
+
+/**
+ * The data a sweep runs on when its metric reads only the answer and wrong tokens: the distinct
+ * answer and wrong ids become `logitIds` (the only logits computed), and the per-prompt ids their
+ * positions in that list. For metrics over the whole vocabulary (KL, probabilities), `data` as is.
+ */
+export function restrictVocabulary(data: PatchingData, metric: { vocabulary?: 'answers' | 'all' }): PatchingData {
+  if (metric.vocabulary !== 'answers' || data.logitIds) return data;
+  const logitIds = [...new Set([...data.answerIds, ...data.wrongIds])].sort((a, b) => a - b);
+  const at = new Map(logitIds.map((id, i) => [id, i]));
+  return { ...data, logitIds, answerIds: data.answerIds.map((id) => at.get(id)!), wrongIds: data.wrongIds.map((id) => at.get(id)!) };
 }
 
 /**

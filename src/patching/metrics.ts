@@ -21,6 +21,11 @@ export interface Metric {
   perPrompt: (lastLogits: tf.Tensor2D, ctx: MetricContext) => tf.Tensor1D;
   /** Normalise as (m − m_corrupt)/(m_clean − m_corrupt). */
   normalise: boolean;
+  /**
+   * `answers`: the metric reads only the answer and wrong tokens' logits, so a sweep unembeds
+   * just those (see {@link restrictVocabulary}); `all` (the default): the whole vocabulary.
+   */
+  vocabulary?: 'answers' | 'all';
 }
 
 function pick(x: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor1D {
@@ -33,6 +38,7 @@ export const logitDiff: Metric = {
   name: 'logit_diff',
   perPrompt: (x, c) => tf.sub(pick(x, c.answerIds), pick(x, c.wrongIds)) as tf.Tensor1D,
   normalise: false,
+  vocabulary: 'answers',
 };
 
 /** The default: logit difference normalised so corrupt = 0 and clean = 1. */
