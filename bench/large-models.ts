@@ -20,6 +20,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CHECKPOINT_SHAPES, writeRandomCheckpoint } from '../src/models/random-checkpoint.ts';
 import type { SafetensorsDtype } from '../src/io/safetensors.ts';
+import { wasmHeapBytes } from '../src/backend/wasm-peak.ts';
+import { RULE_PRESETS } from '../src/rules/rules.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TOKENIZER_DIR = join(ROOT, 'test/fixtures/gpt2-tokenizer');
@@ -159,23 +161,29 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     const m = await loadModel(dir, { stream });
     const tokens = Array.from({ length: 4 }, (_, b) => Array.from({ length: 16 }, (_, i) => (b * 131 + i * 17) % 50000));
     const names = [0, m.model.cfg.nLayers - 1].map((l) => `blocks.${l}.hook_resid_pre`);
-    const metric = (lg: tf.Tensor3D) => tf.sum(tf.slice(lg, [0, 15, 0], [4, 1, 2])) as tf.Scalar;
+    // As a logit-difference sweep runs them: the last position, two vocabulary ids, RelP's rules.
+    const logitIds = [11, 42];
+    const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(lg, tf.tensor1d([1, -1]))) as tf.Scalar;
     const time = (f: () => void) => {
       const t0 = performance.now();
       f();
       return (performance.now() - t0) / 1000;
     };
     const key = stream ? 'streamed' : 'whole';
-    out[`${key}_forward_s`] = time(() => m.model.forward(tokens, { lastPositionOnly: true }).dispose());
+    out[`${key}_forward_s`] = time(() => m.model.forward(tokens, { lastPositionOnly: true, logitIds }).dispose());
     out[`${key}_forward_backward_s`] = time(() => {
-      const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true });
+      const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true, logitIds, rules: RULE_PRESETS.relp });
       tf.dispose([r.logits, r.value, ...Object.values(r.cache), ...Object.values(r.grads)]);
     });
     const s = m.model.streamStats();
     if (s) Object.assign(out, { streamed_read_s: s.readSeconds, streamed_upload_s: s.uploadSeconds, streamed_blocks: s.blocksUploaded });
+    const heap = wasmHeapBytes();
+    if (heap !== undefined) out[`${key}_wasm_heap_gb`] = heap / 1e9; // the heap only grows: the peak so far
     log(`${key}: forward ${out[`${key}_forward_s`].toFixed(2)} s, forward+backward ${out[`${key}_forward_backward_s`].toFixed(2)} s${s ? ` (read ${s.readSeconds.toFixed(2)} s, upload ${s.uploadSeconds.toFixed(2)} s over both)` : ''}`);
     m.model.dispose();
   }
+  // A RelP (or AtP) estimate costs the source run's forward plus one forward + backward at the base run.
+  out.gradient_method_forward_equivalents = (out.streamed_forward_s + out.streamed_forward_backward_s) / out.streamed_forward_s;
   if (whole) {
     out.streamed_over_whole_forward = out.streamed_forward_s / out.whole_forward_s;
     out.streamed_over_whole_forward_backward = out.streamed_forward_backward_s / out.whole_forward_backward_s;

@@ -44,3 +44,13 @@ export function wasmPeakBytesDuring<T>(fn: () => T): { result: T; peakBytes: num
     be.disposeData = disposeData;
   }
 }
+
+/**
+ * Size of the wasm backend's heap now, in bytes (undefined on other backends). The heap only
+ * grows, so this is the process's peak heap so far.
+ */
+export function wasmHeapBytes(): number | undefined {
+  if (tf.getBackend() !== 'wasm') return undefined;
+  const be = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
+  return be.wasm?.HEAPU8?.byteLength;
+}

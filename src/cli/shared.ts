@@ -6,6 +6,7 @@ import type { DatasetSpec } from '../tasks/dataset.ts';
 import type { IoiCorruption } from '../tasks/ioi.ts';
 import { initBackend } from '../backend.ts';
 import { loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
+import { wasmHeapBytes } from '../backend/wasm-peak.ts';
 import type { Tokenizer } from '../tokenizer.ts';
 import type { PromptPair } from '../tasks/types.ts';
 
@@ -60,7 +61,9 @@ export async function setup(modelDir: string | undefined, o: ExecutionCliOptions
 export function reportStreaming(m: LoadedModel): void {
   const s = m.model.streamStats();
   if (!s) return;
-  process.stderr.write(`relp: streamed: ${s.blocksUploaded} blocks and ${s.chunksUploaded} vocabulary chunks uploaded; reading ${s.readSeconds.toFixed(1)} s, uploading ${s.uploadSeconds.toFixed(1)} s (in this process)\n`);
+  const heap = wasmHeapBytes();
+  const heapNote = heap === undefined ? '' : `; wasm heap ${(heap / 1e9).toFixed(2)} GB`;
+  process.stderr.write(`relp: streamed: ${s.blocksUploaded} blocks and ${s.chunksUploaded} vocabulary chunks uploaded; reading ${s.readSeconds.toFixed(1)} s, uploading ${s.uploadSeconds.toFixed(1)} s (in this process)${heapNote}\n`);
 }
 
 /** Print one JSON object on stdout. */
