@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,10 +133,11 @@ export async function runLargeModelBench(o: LargeBenchOptions): Promise<Record<s
   mkdirSync(o.dir, { recursive: true });
   const load0 = loadavg()[0];
   const model = ensureCheckpoint(o);
-  const work = join(o.dir, `${o.shape}-work`);
+  const work = join(o.dir, `${o.shape}-${(o.dtype ?? CHECKPOINT_SHAPES[o.shape].dtype).toLowerCase()}-work`);
   mkdirSync(work, { recursive: true });
   const data = join(work, 'data.jsonl');
   writeDataset(data, o.pairs);
+  rmSync(join(work, 'run'), { recursive: true, force: true }); // a fresh run, not a resumed one
   const patch = runPatch(model, data, join(work, 'run'), o.log);
   const execution = /relp: execution: (.*)/.exec(patch.stderr)?.[1] ?? '';
   const stream = /relp: streamed: (.*)/.exec(patch.stderr)?.[1] ?? '';
