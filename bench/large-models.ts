@@ -102,6 +102,38 @@ function runPatch(model: string, data: string, out: string, log: (s: string) => 
   return { wall, peakRssGB: rss ? Number(rss[1]) / 1e6 : NaN, run, stderr: r.stderr };
 }
 
+/**
+ * `relp patch --methods activation,atp,atp*,relp` streamed and whole on the same checkpoint: the
+ * largest relative difference per method, and the wall-time ratio (one run each, same machine).
+ */
+function compareStreamedWhole(model: string, data: string, work: string, log: (s: string) => void) {
+  const methods = ['activation', 'atp', 'atp*', 'relp'];
+  const run = (flag: string) => {
+    const out = join(work, `cmp${flag}`);
+    rmSync(out, { recursive: true, force: true });
+    const args = [join(ROOT, 'bin/relp.js'), 'patch', '--model', model, '--dataset', data, '--methods', methods.join(','), '--components', COMPONENTS.join(','), '--workers', '1', flag, '--out', out, '--json'];
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+    if (r.status !== 0) throw new Error(`relp patch ${flag} failed: ${r.stderr.slice(-2000)}`);
+    return { wall: (performance.now() - t0) / 1000, run: JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunScores };
+  };
+  const whole = run('--no-stream-weights');
+  const streamed = run('--stream-weights');
+  const maxRel: Record<string, number> = {};
+  for (const m of methods) {
+    let err = 0;
+    let scale = 0;
+    for (const c of COMPONENTS) {
+      const a = whole.run.scores[m][c].values.flat();
+      const b = streamed.run.scores[m][c].values.flat();
+      a.forEach((v, i) => ((err = Math.max(err, Math.abs(v - b[i]))), (scale = Math.max(scale, Math.abs(v)))));
+    }
+    maxRel[m] = err / scale;
+  }
+  log(`streamed vs whole relp patch: ${methods.map((m) => `${m} ${maxRel[m].toExponential(1)}`).join(', ')}; wall ${streamed.wall.toFixed(1)} s vs ${whole.wall.toFixed(1)} s (${(streamed.wall / whole.wall).toFixed(2)}×)`);
+  return { max_rel_diff: maxRel, streamed_wall_s: streamed.wall, whole_wall_s: whole.wall, ratio: streamed.wall / whole.wall };
+}
+
 /** Largest |relp − torch| / max |torch| per method and component. */
 function compareWithReference(model: string, pairs: unknown[], run: RunScores, big: boolean, dir: string) {
   const pairsFile = join(dir, 'pairs.json');
@@ -149,6 +181,7 @@ export async function runLargeModelBench(o: LargeBenchOptions): Promise<Record<s
     for (const r of cmp.rows) o.log(`  ${r.method}/${r.component}: max rel err ${r.relErr.toExponential(2)} (scale ${r.scale.toExponential(2)})`);
     result.reference = cmp;
   }
+  if (o.shape === 'gpt2-small') result.streamed_vs_whole = compareStreamedWhole(model, data, work, o.log);
   if (o.passes) result.passes = await timePasses(model, o.shape === 'gpt2-small', o.log);
   result.load_avg_end = loadavg()[0];
   return result;
@@ -162,25 +195,27 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     const m = await loadModel(dir, { stream });
     const tokens = Array.from({ length: 4 }, (_, b) => Array.from({ length: 16 }, (_, i) => (b * 131 + i * 17) % 50000));
     const names = [0, m.model.cfg.nLayers - 1].map((l) => `blocks.${l}.hook_resid_pre`);
-    // As a logit-difference sweep runs them: the last position, two vocabulary ids, RelP's rules.
-    const logitIds = [11, 42];
-    const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(lg, tf.tensor1d([1, -1]))) as tf.Scalar;
-    const time = (f: () => void) => {
-      const t0 = performance.now();
-      f();
-      return (performance.now() - t0) / 1000;
-    };
+    // As a logit-difference sweep runs them: the last position, two vocabulary ids, RelP's rules;
+    // "all_vocab": the same passes unembedding the whole vocabulary (before sweeps restricted it).
+    const ids = [11, 42];
+    const pick = (lg: tf.Tensor3D) => (lg.shape[2] === 2 ? lg : tf.gather(lg, tf.tensor1d(ids, 'int32'), 2));
+    const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(pick(lg), tf.tensor1d([1, -1]))) as tf.Scalar;
     const key = stream ? 'streamed' : 'whole';
-    out[`${key}_forward_s`] = time(() => m.model.forward(tokens, { lastPositionOnly: true, logitIds }).dispose());
-    out[`${key}_forward_backward_s`] = time(() => {
-      const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true, logitIds, rules: RULE_PRESETS.relp });
-      tf.dispose([r.logits, r.value, ...Object.values(r.cache), ...Object.values(r.grads)]);
-    });
+    for (const [suffix, logitIds] of [['', ids], ['_all_vocab', undefined]] as const) {
+      const fwd = () => m.model.forward(tokens, { lastPositionOnly: true, logitIds }).dispose();
+      const bwd = () => {
+        const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true, logitIds, rules: RULE_PRESETS.relp });
+        tf.dispose([r.logits, r.value, ...Object.values(r.cache), ...Object.values(r.grads)]);
+      };
+      const reps = stream && !whole ? 1 : 3;
+      out[`${key}_forward${suffix}_s`] = medianSeconds(fwd, reps);
+      out[`${key}_forward_backward${suffix}_s`] = medianSeconds(bwd, reps);
+      log(`${key}${suffix}: forward ${out[`${key}_forward${suffix}_s`].toFixed(2)} s, forward+backward (RelP) ${out[`${key}_forward_backward${suffix}_s`].toFixed(2)} s`);
+    }
     const s = m.model.streamStats();
     if (s) Object.assign(out, { streamed_read_s: s.readSeconds, streamed_upload_s: s.uploadSeconds, streamed_blocks: s.blocksUploaded });
     const heap = wasmHeapBytes();
     if (heap !== undefined) out[`${key}_wasm_heap_gb`] = heap / 1e9; // the heap only grows: the peak so far
-    log(`${key}: forward ${out[`${key}_forward_s`].toFixed(2)} s, forward+backward ${out[`${key}_forward_backward_s`].toFixed(2)} s${s ? ` (read ${s.readSeconds.toFixed(2)} s, upload ${s.uploadSeconds.toFixed(2)} s over both)` : ''}`);
     m.model.dispose();
   }
   // A RelP (or AtP) estimate costs the source run's forward plus one forward + backward at the base run.
@@ -190,4 +225,16 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     out.streamed_over_whole_forward_backward = out.streamed_forward_backward_s / out.whole_forward_backward_s;
   }
   return out;
+}
+
+/** Median wall seconds of `reps` calls of `f`, after one untimed warm-up call. */
+function medianSeconds(f: () => void, reps: number): number {
+  f();
+  const t: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    f();
+    t.push((performance.now() - t0) / 1000);
+  }
+  return t.sort((a, b) => a - b)[Math.floor(reps / 2)];
 }
