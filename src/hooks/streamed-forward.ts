@@ -196,7 +196,7 @@ export function streamedCacheAndGrads(e: StreamedEngine, input: StreamedInput, m
  * chunk by chunk outside the tape; the metric's own gradient (soft-cap included) on the tape.
  */
 function finalStage(e: StreamedEngine, xL: tf.Tensor, metric: (logits: tf.Tensor3D) => tf.Scalar, names: string[], opts: StreamedGradOptions, cache: ActivationCache) {
-  const [b, p, d] = xL.shape as [number, number, number];
+  const [b, p] = xL.shape as [number, number, number];
   const pf = opts.lastPositionOnly ? 1 : p;
   const user = opts.hooks ?? [];
   const post = opts.postHooks ?? [];
@@ -221,6 +221,5 @@ function finalStage(e: StreamedEngine, xL: tf.Tensor, metric: (logits: tf.Tensor
   dxf.dispose();
   const g: ActivationCache = {};
   names.forEach((n, i) => (g[n] = out[i + 1]));
-  void d;
   return { value: m.value, logits: m.logits, dResid: out[0], grads: g };
 }

@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HF_MODEL_TYPES, writeHFCheckpoint, type HFCheckpointOptions, type HFModelType } from '../helpers/hf-checkpoint.ts';
 import { runHFReferenceBatch, torchAvailable, type ReferenceLogitsResult, type ReferencePatchResult } from '../helpers/hf-reference.ts';
 import { runCli } from '../cli/run-cli.ts';
+import { writeWordTokenizer } from '../helpers/word-tokenizer.ts';
 
 const VOCAB = 64;
 const COMPONENTS = ['resid_pre', 'attn_out', 'mlp_out'] as const;
@@ -42,23 +43,6 @@ const PAIRS = [
 ];
 const TEXT = w([5, 9, 13, 2, 44, 31, 7, 7, 60, 18]);
 
-/** A WordPiece tokenizer whose vocabulary is whole words `w2` … `w63` (ids = the numbers). */
-function writeWordTokenizer(dir: string): void {
-  const vocab: Record<string, number> = { '<|endoftext|>': 0, '[UNK]': 1 };
-  for (let i = 2; i < VOCAB; i++) vocab[`w${i}`] = i;
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-  writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify({
-    version: '1.0', truncation: null, padding: null, added_tokens: [special(0, '<|endoftext|>'), special(1, '[UNK]')],
-    normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null,
-    decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
-  }));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-    tokenizer_class: 'PreTrainedTokenizerFast', bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', unk_token: '[UNK]',
-    clean_up_tokenization_spaces: false, model_max_length: 64,
-  }));
-}
-
 /** max |a − b| ≤ tol · max |b| over a grid (relative to the grid's scale). */
 function expectClose(got: number[][], want: number[][], tol: number, what: string): void {
   const g = got.flat();
@@ -78,7 +62,7 @@ describe.skipIf(!torchAvailable())('every architecture through the CLI vs the Py
     for (const t of HF_MODEL_TYPES) {
       const m = join(dir, t);
       writeHFCheckpoint(m, { modelType: t, seed: 31, vocab: VOCAB, maxPositions: 32, nLayers: 2, ...SHAPES[t] });
-      writeWordTokenizer(m);
+      writeWordTokenizer(m, VOCAB);
     }
   });
   afterAll(() => {
