@@ -12,9 +12,13 @@
  *   score (gradient methods are linear in the gradient);
  * - all edges patched from the clean run give the clean logits, none the corrupt logits;
  * - with n_kv_heads = n_heads both conventions are the same graph and give the same scores;
- * - every call leaves no tensors behind.
+ * - every call leaves no tensors behind;
+ * - `relp circuit --gqa grouped|per-head --method eap,eap-relp,eap-ig,exact` runs on the checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import type { Hook } from '../../src/hooks/hook-point.ts';
@@ -26,6 +30,9 @@ import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
 import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
 import { freezeAtCorrupt } from '../helpers/freeze.ts';
+import { readCircuitFile } from '../../src/contracts/circuit.ts';
+import { writeWordTokenizer, words } from '../helpers/word-tokenizer.ts';
+import { runCli } from '../cli/run-cli.ts';
 import { asMha, cleanupHFModels, hfModel } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
@@ -191,5 +198,32 @@ describe('n_kv_heads = n_heads', () => {
       expect(Array.from(sb.scores), method).toEqual(Array.from(sa.scores));
     }
     model.dispose();
+  });
+});
+
+describe('relp circuit --gqa on a grouped-query checkpoint (4 query heads, 2 kv heads)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relp-gqa-per-head-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
+    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+
+  it.each(['grouped', 'per-head'] as const)('--gqa %s --method eap,eap-relp,eap-ig,exact writes a circuit over that graph', async (gqa) => {
+    const { model, dir: modelDir } = await hfModel({ ...MODELS[0].opts, vocab: VOCAB + 2 });
+    writeWordTokenizer(modelDir, VOCAB + 2);
+    const graph = graphOf(model, gqa);
+    model.dispose();
+    const out = join(dir, gqa);
+    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--gqa', gqa, '--ig-steps', '2',
+      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--no-progress', '--json', '--workers', '1', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout) as { edges_total: number; methods: Record<string, { auc: number }> };
+    expect(summary.edges_total).toBe(graph.nEdges);
+    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
+    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
+    const circuit = readCircuitFile(out);
+    expect(circuit.metadata.gqa).toBe(gqa);
+    // Every link names a (node, input) target of this convention's graph.
+    const targets = new Set(graph.targets.map((t) => `${graph.nodes[t.node].id}|${t.input ?? ''}`));
+    for (const l of circuit.links) expect(targets.has(`${l.target}|${l.target_input ?? ''}`), `${l.source}->${l.target}<${l.target_input}>`).toBe(true);
   });
 });
