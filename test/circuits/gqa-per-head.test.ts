@@ -13,6 +13,7 @@
  * - all edges patched from the clean run give the clean logits, none the corrupt logits;
  * - with n_kv_heads = n_heads both conventions are the same graph and give the same scores;
  * - every call leaves no tensors behind;
+ * - a streamed model (block-wise backward) gives the whole model's per-head scores;
  * - `relp circuit --gqa grouped|per-head --method eap,eap-relp,eap-ig,exact` runs on the checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -20,7 +21,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
+import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
+import { memoryBlockSource } from '../helpers/memory-block-source.ts';
 import type { Hook } from '../../src/hooks/hook-point.ts';
 import { buildGraph, edgeAt, type CircuitGraph, type GqaConvention } from '../../src/circuits/graph.ts';
 import { graphForward } from '../../src/circuits/graph-forward.ts';
@@ -182,6 +184,23 @@ describe.each(MODELS)('per-head GQA: $name', ({ opts }) => {
       expect(worst, method).toBeLessThan(1e-5);
     }
     model.dispose();
+  });
+});
+
+describe('per-head GQA on a streamed model', () => {
+  it.each(['eap-ig', 'exact'] as const)('%s: streamed = whole (block-wise backward through the copies)', async (method) => {
+    const { model: whole } = await hfModel(MODELS[0].opts);
+    const streamed = HookedTransformer.fromBlockSource(memoryBlockSource(whole.cfg, whole.canonicalWeights()), { chunkFloats: 7 * whole.cfg.dModel });
+    const graph = graphOf(whole, 'per-head');
+    const before = tf.memory().numTensors;
+    const a = attributeEdges(whole, graph, data, { method, igSteps: 2 });
+    const b = attributeEdges(streamed, graph, data, { method, igSteps: 2 });
+    expect(tf.memory().numTensors).toBe(before);
+    const d = relDiff(b.scores, a.scores);
+    console.log(`per-head ${method}: max |streamed − whole| / max |whole| = ${d.toExponential(2)}`);
+    expect(d).toBeLessThan(1e-5);
+    whole.dispose();
+    streamed.dispose();
   });
 });
 
