@@ -14,7 +14,9 @@
  * use, which also runs block by block on streamed models): the input gradient of a target is the
  * gradient at its hook, `attn.hook_q_input` [b, p, head, d] and `hook_k_input` / `hook_v_input`
  * [b, p, kv_head, d] (forward option `splitQkvInput`), `hook_mlp_in`, and the last
- * `hook_resid_post` for the logits. Replacing one of these hooks changes only what that target
+ * `hook_resid_post` for the logits. With the `per-head` GQA convention the pass runs g copies of
+ * the batch (graph-forward.ts, {@link kvCopies}), and copy r's kv-head gradient is query head
+ * j·g + r's. Replacing one of these hooks changes only what that target
  * reads, so one backward pass scores every edge. Node outputs come from `runWithCache`.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -27,7 +29,7 @@ import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { layerTargets, type CircuitGraph } from './graph.ts';
-import { checkGraph, graphForward, type GraphForwardOptions } from './graph-forward.ts';
+import { checkGraph, copiesToHeads, firstCopy, graphForward, kvCopies, mergeCopiesHooks, sumCopies, type GraphForwardOptions } from './graph-forward.ts';
 
 /** Edge-scoring methods. */
 export const EDGE_METHODS = ['eap', 'eap-relp', 'eap-ig', 'exact'] as const;
@@ -149,23 +151,27 @@ interface GradPass {
 }
 
 /**
- * Per layer l < L the scores [P, n, H + 2·KV + 1] of its targets over the MLP's upstream prefix n
- * (q per head, k and v per kv head, the MLP), and for l = L the logits' [P, n, 1], from the
+ * Per layer l < L the scores [P, n, T] of its targets over the MLP's upstream prefix n
+ * (q per head, k and v per kv head or per head, the MLP), and for l = L the logits' [P, n, 1], from the
  * targets' input gradients. Caller disposes.
  */
 function scoresFromGrads(gp: GradPass, grads: ActivationCache): tf.Tensor3D[] {
   const L = gp.graph.nLayers;
+  // Per-head GQA runs g copies of the batch: k / v gradients of copy r at kv head j are query head
+  // j·g + r's; every other input is shared by the copies, so its gradient is their sum.
+  const c = kvCopies(gp.graph);
   return tf.tidy(() => {
     const out: tf.Tensor3D[] = [];
     for (let l = 0; l < L; l++) {
-      const [q, k, v, mlp] = targetHooks(L, l).map((n) => grads[n]);
-      // Target order of layerTargets: q (H), k (KV), v (KV), MLP: [B, P, H + 2·KV + 1, D].
+      const [q0, k0, v0, mlp0] = targetHooks(L, l).map((n) => grads[n]);
+      const [q, k, v, mlp] = [sumCopies(q0, c), copiesToHeads(k0, c), copiesToHeads(v0, c), sumCopies(mlp0, c)];
+      // Target order of layerTargets: q (H), k, v (KV or, per-head, H each), MLP: [B, P, T, D].
       const g = tf.concat([q, k, v, tf.expandDims(mlp, 2)], 2);
       // Heads read a prefix no longer than the MLP's: score all with the MLP's, drop extras in accumulate.
       const ts = layerTargets(gp.graph, l);
       out.push(targetScores(gp.delta, g, ts[ts.length - 1].nUp));
     }
-    out.push(targetScores(gp.delta, tf.expandDims(grads[targetHooks(L, L)[0]], 2), layerTargets(gp.graph, L)[0].nUp));
+    out.push(targetScores(gp.delta, tf.expandDims(sumCopies(grads[targetHooks(L, L)[0]], c), 2), layerTargets(gp.graph, L)[0].nUp));
     return out;
   });
 }
@@ -179,14 +185,18 @@ function scoresFromGrads(gp: GradPass, grads: ActivationCache): tf.Tensor3D[] {
 function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
   const { model, data, opts } = gp;
   const L = model.cfg.nLayers;
-  const hooks: Hook[] = [...(opts.hooks ?? []), ...(opts.graphHooks ?? [])];
+  const g = kvCopies(gp.graph);
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...(opts.graphHooks ?? []), ...mergeCopiesHooks(L, g)];
   const input = alpha === undefined ? undefined : tf.tidy(() => tf.add(first(gp.corrupt), tf.mul(first(gp.delta), alpha))); // [B, P, D]
   // x·0 keeps the embedding on the tape (a streamed block's backward differentiates w.r.t. its input).
-  if (input) hooks.push({ name: 'blocks.0.hook_resid_pre', fn: (x) => tf.add(input, tf.mul(x, 0)) });
+  if (input) hooks.push({ name: 'blocks.0.hook_resid_pre', fn: (x) => tf.add(g === 1 ? input : tf.tile(input, [g, 1, 1]), tf.mul(x, 0)) });
   const names = Array.from({ length: L + 1 }, (_, l) => targetHooks(L, l)).flat();
+  const metric = scalarMetric(gp.metric, data, gp.base, gp.ctx);
+  const tokens = Array.from({ length: g }, () => data.corrupt).flat();
   let r: CacheAndGrads | undefined;
   try {
-    r = model.runWithCacheAndGrads(data.corrupt, scalarMetric(gp.metric, data, gp.base, gp.ctx), { names, hooks, rules: gp.rules, splitQkvInput: true, lastPositionOnly: true });
+    // Per-head GQA: the metric reads the first copy (all copies compute the same logits).
+    r = model.runWithCacheAndGrads(tokens, (logits) => metric(firstCopy(logits, g) as tf.Tensor3D), { names, hooks, rules: gp.rules, splitQkvInput: true, lastPositionOnly: true });
     return scoresFromGrads(gp, r.grads);
   } finally {
     input?.dispose();

@@ -13,7 +13,9 @@
  *   `hook_k_input` / `hook_v_input` [b, p, kv_head, d], forward option `splitQkvInput`): the model
  *   applies each head's norm and projection. MLP inputs replace `hook_mlp_in` (the residual stream
  *   itself is untouched); the logits input replaces the last hook_resid_post.
- * - with grouped-query attention the k and v targets are per kv head (see models/topology.ts).
+ * - with grouped-query attention the k and v targets are per kv head (`grouped`) or per query head
+ *   (`per-head`, see `GqaConvention` in graph.ts); per-head runs g = nHeads / nKvHeads copies of the batch
+ *   ({@link kvCopies}) so that each query head's keys and values come from its own input.
  *
  * Attention b_O is in every residual and never patched (it is no node's output), as in EAP-IG.
  * Several patch settings ("groups") run in one forward, stacked along the batch axis: [G·B, ...].
@@ -34,7 +36,7 @@ export interface EdgePatch {
 
 /** Zero tensors added to each node input; their gradients are ∂m/∂input. */
 export interface GraphProbes {
-  /** Per layer, [G·B, pos, head, d_model] (k and v: kv_head). */
+  /** Per layer, [G·B, pos, head, d_model] (k and v: one per k / v target, kv_head or, per-head GQA, head). */
   q: tf.Tensor[];
   k: tf.Tensor[];
   v: tf.Tensor[];
@@ -112,7 +114,7 @@ function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: numb
 export function checkGraph(model: HookedTransformer, graph: CircuitGraph): void {
   const cfg = model.cfg;
   if (graph.nLayers !== cfg.nLayers || graph.nHeads !== cfg.nHeads || graph.nKvHeads !== cfg.nKvHeads) {
-    throw new Error(`graph is ${graph.nLayers} layers × ${graph.nHeads} heads but the model is ${cfg.nLayers} × ${cfg.nHeads}`);
+    throw new Error(`graph is ${graph.nLayers} layers × ${graph.nHeads} heads (${graph.nKvHeads} kv) but the model is ${cfg.nLayers} × ${cfg.nHeads} (${cfg.nKvHeads} kv)`);
   }
   const topo = model.topology();
   if (!topo.headsAdditive || !topo.mlpAdditive) {
@@ -121,113 +123,198 @@ export function checkGraph(model: HookedTransformer, graph: CircuitGraph): void 
 }
 
 /**
+ * Copies of the batch a forward runs for the `per-head` GQA convention: g = nHeads / nKvHeads
+ * (1 for `grouped` or multi-head graphs). Copy r carries, at each kv head j, the k / v input of
+ * query head j·g + r; after the attention, head h keeps the z of copy h mod g and every copy
+ * continues with those merged z (so all copies compute the same residual stream). The model
+ * projects only kv-head inputs, so g copies are how each query head gets keys and values of its own.
+ */
+export function kvCopies(graph: CircuitGraph): number {
+  return graph.gqa === 'per-head' ? graph.nHeads / graph.nKvHeads : 1;
+}
+
+/** Per-query-head inputs [GB, p, H, d] → per-copy kv-head inputs [g·GB, p, KV, d] (copy r, kv j ← head j·g + r). */
+export function headsToCopies(x: tf.Tensor, g: number): tf.Tensor {
+  if (g === 1) return x;
+  const [GB, p, H, d] = x.shape as number[];
+  return tf.reshape(tf.transpose(tf.reshape(x, [GB * p, H / g, g, d]), [2, 0, 1, 3]), [g * GB, p, H / g, d]);
+}
+
+/** Inverse of {@link headsToCopies}: [g·GB, p, KV, d] → [GB, p, KV·g, d]. */
+export function copiesToHeads(x: tf.Tensor, g: number): tf.Tensor {
+  if (g === 1) return x;
+  const [n, p, KV, d] = x.shape as number[];
+  return tf.reshape(tf.transpose(tf.reshape(x, [g, (n / g) * p, KV, d]), [1, 2, 0, 3]), [n / g, p, KV * g, d]);
+}
+
+/** Sum over the g copies of a [g·GB, ...] tensor → [GB, ...] (gradients of inputs shared by every copy). */
+export function sumCopies(x: tf.Tensor, g: number): tf.Tensor {
+  if (g === 1) return x;
+  const [n, ...rest] = x.shape as number[];
+  return tf.sum(tf.reshape(x, [g, n / g, ...rest]), 0);
+}
+
+/** The first copy of a [g·GB, ...] tensor. */
+export function firstCopy(x: tf.Tensor, g: number, axis = 0): tf.Tensor {
+  if (g === 1) return x;
+  const size = x.shape.map((s, i) => (i === axis ? s / g : -1));
+  return tf.slice(x, x.shape.map(() => 0), size);
+}
+
+/** Hooks on attn.hook_z [g·GB, p, H, dh] of every layer: head h takes copy (h mod g)'s z, then all copies get the merged z. */
+export function mergeCopiesHooks(L: number, g: number): Hook[] {
+  if (g === 1) return [];
+  return Array.from({ length: L }, (_, l) => ({
+    name: `blocks.${l}.attn.hook_z`,
+    fn: (z: tf.Tensor) => {
+      const [n, p, H, dh] = z.shape as number[];
+      const GB = n / g;
+      const eye = tf.reshape(tf.eye(g), [g, 1, g, 1]); // [copy, 1, head within group, 1]
+      const merged = tf.sum(tf.mul(tf.reshape(z, [g, GB * p * (H / g), g, dh]), eye), 0); // [GB·p·KV, g, dh]
+      return tf.reshape(tf.tile(tf.reshape(merged, [1, GB * p * H * dh]), [g, 1]), [n, p, H, dh]);
+    },
+  }));
+}
+
+/** What the hooks of one graph forward share. */
+interface ForwardState {
+  graph: CircuitGraph;
+  opts: GraphForwardOptions;
+  /** Patch groups and kv copies: the forward's batch is copies · G · B. */
+  G: number;
+  copies: number;
+  E: number;
+  /** Node outputs in node order, each [copies·G·B, pos, d]. */
+  live: tf.Tensor[];
+}
+
+/** Coefficients [copies·G, T, n] of targets of one kind; k / v targets per query head are spread over the copies. Undefined when all zero. */
+function coefFor(st: ForwardState, targets: GraphTarget[], nUp: number, perHeadKv: boolean): tf.Tensor3D | undefined {
+  const c = st.opts.patch ? coefTensor(st.opts.patch.coef, st.G, st.E, targets, nUp) : undefined;
+  const g = st.copies;
+  if (!c || g === 1) return c;
+  if (!perHeadKv) return tf.tile(c, [g, 1, 1]);
+  const H = targets.length;
+  return tf.reshape(tf.transpose(tf.reshape(c, [st.G, H / g, g, nUp]), [2, 0, 1, 3]), [g * st.G, H / g, nUp]);
+}
+
+/** Tile a probe shared by every copy. */
+function tileCopies(x: tf.Tensor, g: number): tf.Tensor {
+  return g === 1 ? x : tf.tile(x, [g, ...Array(x.rank - 1).fill(1)]);
+}
+
+/** The hooks of layer l: split q / k / v inputs (when `split`), head outputs, MLP input and output. */
+function layerHooks(st: ForwardState, l: number, split: boolean): Hook[] {
+  const { graph, opts, live, copies: g } = st;
+  const H = graph.nHeads;
+  const KT = graph.nKvTargets;
+  const ts = layerTargets(graph, l);
+  const nUpHead = ts[0].nUp;
+  const byInput = [ts.slice(0, H), ts.slice(H, H + KT), ts.slice(H + KT, H + 2 * KT)];
+  const src = opts.patch?.src;
+  const hooks: Hook[] = [];
+  if (split) {
+    (['q', 'k', 'v'] as const).forEach((name, which) => {
+      hooks.push({
+        // The model normalises and projects each head's input itself (split q/k/v inputs):
+        // x is resid_pre broadcast per head, [copies·GB, p, H or KV, d].
+        name: `blocks.${l}.attn.hook_${name}_input`,
+        fn: (x) => {
+          const c = coefFor(st, byInput[which], nUpHead, which > 0 && g > 1);
+          const probe = opts.probes?.[name][l];
+          if (!c && !probe) return undefined;
+          let R: tf.Tensor = c ? tf.add(x, patchTerm(c, live, src!, g * st.G)) : x;
+          if (probe) R = tf.add(R, name === 'q' ? tileCopies(probe, g) : headsToCopies(probe, g));
+          return R;
+        },
+      });
+    });
+  }
+  hooks.push({
+    name: `blocks.${l}.attn.hook_result`,
+    fn: (x) => {
+      // Per-head outputs [GB, p, d]: one transpose, then contiguous slices (Unpack is slow on wasm).
+      const [gb, p, , D] = x.shape as number[];
+      const xt = tf.transpose(x, [2, 0, 1, 3]); // [H, GB, p, d]
+      for (let h = 0; h < H; h++) live.push(tf.reshape(tf.slice(xt, [h, 0, 0, 0], [1, gb, p, D]), [gb, p, D]));
+    },
+  });
+  hooks.push({
+    // The MLP's input (resid_mid, or resid_pre for parallel blocks); replacing it leaves the residual stream alone.
+    name: `blocks.${l}.hook_mlp_in`,
+    fn: (x) => {
+      const m = ts[H + 2 * KT];
+      const c = coefFor(st, [m], m.nUp, false);
+      const probe = opts.probes?.mlp[l];
+      if (!c && !probe) return undefined;
+      let R = x;
+      if (c) R = tf.add(R, tf.squeeze(patchTerm(c, live, src!, g * st.G), [2]));
+      if (probe) R = tf.add(R, tileCopies(probe, g));
+      return R;
+    },
+  });
+  hooks.push({
+    name: `blocks.${l}.hook_mlp_out`,
+    fn: (x) => {
+      if (live.length !== mlpNode(H, l)) throw new Error(`internal: ${live.length} node outputs recorded before m${l}`);
+      live.push(x);
+    },
+  });
+  return hooks;
+}
+
+/** Check a patch's shapes against the graph and the prompts. */
+function checkPatch(graph: CircuitGraph, patch: EdgePatch, G: number, B: number, D: number): void {
+  if (patch.coef.length !== G * graph.nEdges) throw new Error(`patch.coef has ${patch.coef.length} values, expected groups × edges = ${G} × ${graph.nEdges}`);
+  const s = patch.src.shape;
+  if (s.length !== 4 || s[0] !== graph.nodes.length - 1 || s[1] !== B || s[3] !== D) {
+    throw new Error(`patch.src must be [${graph.nodes.length - 1}, ${B}, pos, ${D}], got [${s.join(', ')}]`);
+  }
+}
+
+/**
  * Run the model with per-input residual streams. Not tidied: call inside `tf.tidy` (or a gradient
  * function) and keep what you return.
  */
 export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], opts: GraphForwardOptions = {}): GraphForwardResult {
-  const cfg = model.cfg;
-  const { nLayers: L, nHeads: H, dModel: D } = cfg;
+  const L = model.cfg.nLayers;
   checkGraph(model, graph);
   const G = opts.groups ?? 1;
   const B = tokens.length;
-  const E = graph.nEdges;
-  if (opts.patch) {
-    if (opts.patch.coef.length !== G * E) throw new Error(`patch.coef has ${opts.patch.coef.length} values, expected groups × edges = ${G} × ${E}`);
-    const s = opts.patch.src.shape;
-    if (s.length !== 4 || s[0] !== graph.nodes.length - 1 || s[1] !== B || s[3] !== D) {
-      throw new Error(`patch.src must be [${graph.nodes.length - 1}, ${B}, pos, ${D}], got [${s.join(', ')}]`);
-    }
-  }
-  const KV = model.topology().nKvHeads;
+  if (opts.patch) checkPatch(graph, opts.patch, G, B, model.cfg.dModel);
   // Split per-head inputs only when something changes or probes them (otherwise the model's own q/k/v).
   const split = !!(opts.patch || opts.probes || opts.graphHooks?.length);
-  const coef = opts.patch?.coef;
-  const src = opts.patch?.src;
-  const tokensG = G === 1 ? tokens : Array.from({ length: G }, () => tokens).flat();
-  const live: tf.Tensor[] = []; // node outputs in node order
-
+  const copies = split ? kvCopies(graph) : 1;
+  const st: ForwardState = { graph, opts, G, copies, E: graph.nEdges, live: [] };
+  const tokensG = Array.from({ length: G * copies }, () => tokens).flat();
   let collected: tf.Tensor4D | undefined;
-  const hooks: Hook[] = [...(opts.hooks ?? []), ...(split ? (opts.graphHooks ?? []) : [])];
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...(split ? (opts.graphHooks ?? []) : []), ...mergeCopiesHooks(L, copies)];
   hooks.push({
     name: 'blocks.0.hook_resid_pre',
     fn: (x) => {
-      let e = x;
-      if (opts.inputOverride) {
-        const o = opts.inputOverride;
-        e = o.shape[0] === x.shape[0] ? o : tf.tile(o, [G, 1, 1]);
-      }
-      live.push(e);
+      const o = opts.inputOverride;
+      const e = o ? (o.shape[0] === x.shape[0] ? o : tf.tile(o, [x.shape[0] / o.shape[0], 1, 1])) : x;
+      st.live.push(e);
       return e === x ? undefined : e;
     },
   });
-  for (let l = 0; l < L; l++) {
-    const ts = layerTargets(graph, l);
-    const nUpHead = ts[0].nUp;
-    const byInput = [ts.slice(0, H), ts.slice(H, H + KV), ts.slice(H + KV, H + 2 * KV)];
-    if (split) {
-      (['q', 'k', 'v'] as const).forEach((name, which) => {
-        hooks.push({
-          // The model normalises and projects each head's input itself (split q/k/v inputs):
-          // x is resid_pre broadcast per head, [GB, p, H or KV, d].
-          name: `blocks.${l}.attn.hook_${name}_input`,
-          fn: (x) => {
-            const c = src ? coefTensor(coef, G, E, byInput[which], nUpHead) : undefined;
-            const probe = opts.probes?.[name][l];
-            if (!c && !probe) return undefined;
-            let R: tf.Tensor = c ? tf.add(x, patchTerm(c, live, src!, G)) : x;
-            if (probe) R = tf.add(R, probe);
-            return R;
-          },
-        });
-      });
-    }
-    hooks.push({
-      name: `blocks.${l}.attn.hook_result`,
-      fn: (x) => {
-        // Per-head outputs [GB, p, d]: one transpose, then contiguous slices (Unpack is slow on wasm).
-        const [gb, p] = x.shape as number[];
-        const xt = tf.transpose(x, [2, 0, 1, 3]); // [H, GB, p, d]
-        for (let h = 0; h < H; h++) live.push(tf.reshape(tf.slice(xt, [h, 0, 0, 0], [1, gb, p, D]), [gb, p, D]));
-      },
-    });
-    hooks.push({
-      // The MLP's input (resid_mid, or resid_pre for parallel blocks); replacing it leaves the residual stream alone.
-      name: `blocks.${l}.hook_mlp_in`,
-      fn: (x) => {
-        const m = ts[H + 2 * KV];
-        const c = src ? coefTensor(coef, G, E, [m], m.nUp) : undefined;
-        const probe = opts.probes?.mlp[l];
-        if (!c && !probe) return undefined;
-        let R = x;
-        if (c) R = tf.add(R, tf.squeeze(patchTerm(c, live, src!, G), [2]));
-        if (probe) R = tf.add(R, probe);
-        return R;
-      },
-    });
-    hooks.push({
-      name: `blocks.${l}.hook_mlp_out`,
-      fn: (x) => {
-        if (live.length !== mlpNode(H, l)) throw new Error(`internal: ${live.length} node outputs recorded before m${l}`);
-        live.push(x);
-      },
-    });
-  }
+  for (let l = 0; l < L; l++) hooks.push(...layerHooks(st, l, split));
   hooks.push({
     name: `blocks.${L - 1}.hook_resid_post`,
     fn: (x) => {
       let r = x; // the live residual stream
       const t = layerTargets(graph, L)[0];
-      const c = src ? coefTensor(coef, G, E, [t], t.nUp) : undefined;
-      if (c) r = tf.add(r, tf.squeeze(patchTerm(c, live, src!, G), [2]));
-      if (opts.probes) r = tf.add(r, opts.probes.logits);
-      // The model's forward is tidied: keep the stacked outputs past its scope.
-      if (opts.collectOutputs) collected = tf.keep(tf.stack(live)) as tf.Tensor4D;
+      const c = coefFor(st, [t], t.nUp, false);
+      if (c) r = tf.add(r, tf.squeeze(patchTerm(c, st.live, opts.patch!.src, copies * G), [2]));
+      if (opts.probes) r = tf.add(r, tileCopies(opts.probes.logits, copies));
+      // The model's forward is tidied: keep the stacked outputs past its scope (the first copy: all are equal).
+      if (opts.collectOutputs) collected = tf.keep(firstCopy(tf.stack(st.live), copies, 1)) as tf.Tensor4D;
       return r === x ? undefined : r;
     },
   });
   try {
     const logits = model.forward(tokensG, { hooks, rules: opts.rules, lastPositionOnly: opts.lastPositionOnly ?? true, splitQkvInput: split });
-    return { logits, outputs: collected };
+    return { logits: firstCopy(logits, copies) as tf.Tensor3D, outputs: collected };
   } catch (err) {
     collected?.dispose();
     throw err;

@@ -3,9 +3,11 @@
  *
  * - nodes: `input` (the embedding), every head `a{l}.h{h}`, every MLP `m{l}`, `logits`;
  * - targets (node inputs): each head has three, `a{l}.h{h}<q>`, `<k>`, `<v>`; each MLP one, `m{l}`;
- *   the logits one, `logits`. With grouped-query attention (nKvHeads < nHeads) keys and values
- *   belong to kv heads: targets `a{l}.kv{j}<k>` / `<v>` per kv head j, each counted once (an
- *   edge into a kv head's k or v reaches every query head of its group);
+ *   the logits one, `logits`. With grouped-query attention (nKvHeads < nHeads) there are two
+ *   conventions ({@link GqaConvention}): `grouped` (the default) gives each kv head one k and one
+ *   v target, `a{l}.kv{j}<k>` / `<v>` (an edge into it reaches every query head of its group);
+ *   `per-head` (TransformerLens's `ungroup_grouped_query_attention`, MIB) gives every query head
+ *   its own k and v targets `a{l}.h{h}<k>` / `<v>`, each feeding only that head's attention;
  * - edges: from every upstream node to every target it can read. A head in layer l reads the input
  *   and every node of layers < l; MLP l reads those and the heads of layer l (sequential blocks) or
  *   only those (parallel blocks, where the MLP reads resid_pre); the logits read all.
@@ -47,12 +49,42 @@ export interface GraphTarget {
   edgeOffset: number;
 }
 
+/**
+ * How k and v inputs of grouped-query attention (nKvHeads < nHeads, g = nHeads / nKvHeads query
+ * heads per kv head; query head h reads kv head ⌊h / g⌋) become edge targets:
+ * - `grouped`: one k and one v target per kv head, `a{l}.kv{j}<k>` / `<v>`. Its input is the kv
+ *   head's k (v) input residual, normalised and projected once by W_K[j] (W_V[j]); the resulting
+ *   keys (values) serve all g query heads of the group.
+ * - `per-head`: one k and one v target per query head, `a{l}.h{h}<k>` / `<v>`, each reading the
+ *   full residual stream: head h's keys (values) are its own k (v) input, normalised and projected
+ *   by its kv head's W_K[⌊h/g⌋] (W_V[⌊h/g⌋]), and they feed only head h's attention. This is the
+ *   model with W_K and W_V repeated per query head (TransformerLens `ungroup_grouped_query_attention`,
+ *   the MIB benchmark's graphs). Unpatched, both compute the model; with every k (v) target of a
+ *   group patched alike they agree, and to first order a grouped k (v) edge score is the sum of
+ *   the per-head scores of its group.
+ * With nKvHeads = nHeads both conventions are the same graph.
+ */
+export type GqaConvention = 'grouped' | 'per-head';
+
+/** The GQA conventions, for option parsing. */
+export const GQA_CONVENTIONS: readonly GqaConvention[] = ['grouped', 'per-head'];
+
+/** Validate a GQA convention name with a clear error. */
+export function parseGqa(s: string): GqaConvention {
+  if (!(GQA_CONVENTIONS as readonly string[]).includes(s)) throw new Error(`unknown GQA convention "${s}" (use grouped or per-head)`);
+  return s as GqaConvention;
+}
+
 /** The edge graph of a model with nLayers × nHeads. */
 export interface CircuitGraph {
   nLayers: number;
   nHeads: number;
-  /** Key/value heads per layer (k and v targets per kv head). */
+  /** The model's key/value heads per layer. */
   nKvHeads: number;
+  /** How GQA k / v inputs are targets (see {@link GqaConvention}). */
+  gqa: GqaConvention;
+  /** k (and v) targets per layer: nKvHeads (grouped) or nHeads (per-head). */
+  nKvTargets: number;
   /** MLP l reads the heads of layer l (false for parallel blocks). */
   mlpReadsSameLayerHeads: boolean;
   nodes: GraphNode[];
@@ -97,6 +129,8 @@ export function edgeCountFormula(nLayers: number, nHeads: number): number {
 export interface GraphShape {
   nKvHeads?: number;
   mlpReadsSameLayerHeads?: boolean;
+  /** GQA convention (default `grouped`); irrelevant when nKvHeads = nHeads. */
+  gqa?: GqaConvention;
 }
 
 /**
@@ -109,6 +143,9 @@ export function buildGraph(nLayers: number, nHeads: number, shape: GraphShape = 
   const nKv = shape.nKvHeads ?? nHeads;
   if (!Number.isInteger(nKv) || nKv < 1 || nHeads % nKv !== 0) throw new Error(`buildGraph: nKvHeads ${nKv} must divide nHeads ${nHeads}`);
   const mlpSame = shape.mlpReadsSameLayerHeads ?? true;
+  const gqa = parseGqa(shape.gqa ?? 'grouped');
+  // Per-head k / v targets: the same targets as multi-head attention.
+  const nKvT = gqa === 'per-head' ? nHeads : nKv;
   const nodes: GraphNode[] = [{ index: 0, id: 'input', kind: 'embedding', layer: -1 }];
   for (let l = 0; l < nLayers; l++) {
     for (let h = 0; h < nHeads; h++) nodes.push({ index: nodes.length, id: `a${l}.h${h}`, kind: 'attention', layer: l, head: h });
@@ -125,20 +162,20 @@ export function buildGraph(nLayers: number, nHeads: number, shape: GraphShape = 
     const headUp = headNode(nHeads, l, 0); // input + all nodes of earlier layers
     for (let h = 0; h < nHeads; h++) add(`a${l}.h${h}<q>`, headNode(nHeads, l, h), headUp, 'q');
     // A kv head's target is read by the first query head of its group (the node it is listed under).
-    const g = nHeads / nKv;
+    const g = nHeads / nKvT;
     for (const input of ['k', 'v'] as const) {
-      for (let j = 0; j < nKv; j++) add(nKv === nHeads ? `a${l}.h${j}<${input}>` : `a${l}.kv${j}<${input}>`, headNode(nHeads, l, j * g), headUp, input);
+      for (let j = 0; j < nKvT; j++) add(nKvT === nHeads ? `a${l}.h${j}<${input}>` : `a${l}.kv${j}<${input}>`, headNode(nHeads, l, j * g), headUp, input);
     }
     add(`m${l}`, mlpNode(nHeads, l), mlpSame ? mlpNode(nHeads, l) : headUp);
   }
   add('logits', nodes.length - 1, nodes.length - 1);
-  return { nLayers, nHeads, nKvHeads: nKv, mlpReadsSameLayerHeads: mlpSame, nodes, targets, nEdges: offset };
+  return { nLayers, nHeads, nKvHeads: nKv, gqa, nKvTargets: nKvT, mlpReadsSameLayerHeads: mlpSame, nodes, targets, nEdges: offset };
 }
 
-/** Targets of layer l in order: q (H), k (KV), v (KV), mlp; `layer = nLayers` gives [logits]. */
+/** Targets of layer l in order: q (H), k (nKvTargets), v (nKvTargets), mlp; `layer = nLayers` gives [logits]. */
 export function layerTargets(g: CircuitGraph, l: number): GraphTarget[] {
   if (l === g.nLayers) return [g.targets[g.targets.length - 1]];
-  const per = g.nHeads + 2 * g.nKvHeads + 1;
+  const per = g.nHeads + 2 * g.nKvTargets + 1;
   return g.targets.slice(l * per, (l + 1) * per);
 }
 

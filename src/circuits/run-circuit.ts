@@ -8,7 +8,7 @@ import type { PatchingData } from '../patching/data.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { attributeEdges, type EdgeMethod, type EdgeScores } from './attribute.ts';
 import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type Ablation, type MeasuredCurve } from './faithfulness.ts';
-import { buildGraph, type CircuitGraph } from './graph.ts';
+import { buildGraph, type CircuitGraph, type GqaConvention } from './graph.ts';
 import { countEdges, pruneDangling, selectEdges } from './prune.ts';
 import { headRocAuc, type HeadRef } from './reference.ts';
 
@@ -30,6 +30,8 @@ export interface CircuitRunOptions {
   /** Reference heads for the head-level ROC AUC and the node-circuit check. */
   referenceHeads?: HeadRef[];
   progress?: Progress;
+  /** GQA convention of the edge graph (default `grouped`; see GqaConvention in graph.ts). */
+  gqa?: GqaConvention;
   /** Scores already computed (e.g. exact edges from a sharded run): used instead of scoring again. */
   precomputed?: Partial<Record<EdgeMethod, EdgeScores>>;
 }
@@ -57,7 +59,7 @@ export interface CircuitRun {
 export function runCircuit(model: HookedTransformer, data: PatchingData, opts: CircuitRunOptions): CircuitRun {
   if (opts.methods.length === 0) throw new Error('runCircuit: give at least one method');
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either an edge count or a threshold, not both');
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology());
+  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa });
   const progress = opts.progress ?? silentProgress;
   const ablation = opts.ablation ?? 'corrupt';
   const scores: CircuitRun['scores'] = {};

@@ -44,7 +44,7 @@ export function checkShardResult(plan: SweepPlan, hash: string, key: string, r: 
   if (s.kind === 'edge' && p.kind === 'edge') return finite(p.values, s.to - s.from + 1, 'values') ?? base(p);
   if (s.kind === 'egrad' && p.kind === 'egrad') {
     if (p.count !== s.to - s.from + 1) return `shard ${key}: counts ${String(p.count)} prompts, expected ${s.to - s.from + 1}`;
-    return finite(p.values, edgeCount(cfg), 'values') ?? base(p);
+    return finite(p.values, edgeCount(cfg, plan.gqa), 'values') ?? base(p);
   }
   if (s.kind === 'faith' && p.kind === 'faith') {
     return [p.value, p.full, p.empty].every((v) => typeof v === 'number' && Number.isFinite(v)) ? undefined : `shard ${key}: value, full and empty must be finite numbers`;
@@ -156,7 +156,7 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
 
   let edges: Float32Array | undefined;
   if (plan.edges) {
-    edges = new Float32Array(edgeCount(cfg)).fill(NaN);
+    edges = new Float32Array(edgeCount(cfg, plan.gqa)).fill(NaN);
     for (const k of keys) {
       const s = parseShardKey(k);
       if (s.kind !== 'edge') continue;
@@ -169,7 +169,7 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
   let edgeGrad: MergedRun['edgeGrad'];
   if (plan.edgeGrad) {
     edgeGrad = {};
-    const E = edgeCount(cfg);
+    const E = edgeCount(cfg, plan.gqa);
     for (const m of plan.edgeGrad.methods) {
       // Same rule as the gradient sweeps: Σ n_s·v_s / N, normalised with all prompts' baselines.
       const parts = keys.filter((k) => k.startsWith(`edge/${m}/`)).map((k) => done[k]);
@@ -193,7 +193,7 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
   let faith: FaithfulnessCurve[] | undefined;
   if (plan.faith) {
     const f = plan.faith;
-    const E = edgeCount(cfg);
+    const E = edgeCount(cfg, plan.gqa);
     const sizes = faithSizes(plan);
     faith = f.curves.map(({ method }) => {
       const pts = sizes.map((n) => {

@@ -18,7 +18,7 @@ import type { ModelConfig } from '../models/config.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { componentSpec, gridCells, parseComponents, type ComponentName } from '../patching/components.ts';
 import type { Direction } from '../patching/activation-patching.ts';
-import { buildGraph } from '../circuits/graph.ts';
+import { buildGraph, type GqaConvention } from '../circuits/graph.ts';
 import { graphTopology } from '../models/topology.ts';
 
 /** Gradient methods a plan can shard (over prompts). */
@@ -65,11 +65,13 @@ export interface SweepPlan {
    */
   faith?: { curves: { method: string; scores: number[] }[]; sizes: number[]; ablation: 'corrupt' | 'mean' | 'zero'; selection: 'topn' | 'greedy' };
   noop?: { count: number };
+  /** GQA convention of the edge graph (edges, edgeGrad, faith); absent: `grouped`. */
+  gqa?: GqaConvention;
 }
 
 /** Curve sizes a faithfulness plan evaluates (in order): integers in (0, nEdges). */
 export function faithSizes(plan: SweepPlan): number[] {
-  const E = edgeCount(plan.model.config);
+  const E = edgeCount(plan.model.config, plan.gqa);
   return (plan.faith?.sizes ?? []).filter((n) => n > 0 && n < E);
 }
 
@@ -124,9 +126,9 @@ function ranges(n: number, per: number): [number, number][] {
   return out;
 }
 
-/** Number of edges of the model's circuit graph. */
-export function edgeCount(cfg: ModelConfig): number {
-  return buildGraph(cfg.nLayers, cfg.nHeads, graphTopology(cfg)).nEdges;
+/** Number of edges of the model's circuit graph (in a GQA convention, default grouped). */
+export function edgeCount(cfg: ModelConfig, gqa?: GqaConvention): number {
+  return buildGraph(cfg.nLayers, cfg.nHeads, { ...graphTopology(cfg), gqa }).nEdges;
 }
 
 /** Every shard key of a plan, in merge order. */
@@ -144,7 +146,7 @@ export function planShards(plan: SweepPlan): string[] {
     }
   }
   if (plan.edges) {
-    const E = edgeCount(cfg);
+    const E = edgeCount(cfg, plan.gqa);
     const [a, b] = plan.edges.range ?? [0, E - 1];
     if (!(Number.isInteger(a) && Number.isInteger(b) && a >= 0 && a <= b && b < E)) throw new Error(`edge range [${a}, ${b}] is not inside [0, ${E - 1}]`);
     for (const [from, to] of ranges(b - a + 1, plan.edges.edgesPerShard)) keys.push({ kind: 'edge', from: a + from, to: a + to });
@@ -155,7 +157,7 @@ export function planShards(plan: SweepPlan): string[] {
     }
   }
   if (plan.faith) {
-    const E = edgeCount(cfg);
+    const E = edgeCount(cfg, plan.gqa);
     const seen = new Set<string>();
     for (const c of plan.faith.curves) {
       if (!/^[a-z0-9*_-]+$/.test(c.method)) throw new Error(`faithfulness curve method "${c.method}" must be lower-case letters, digits, *, _ or -`);

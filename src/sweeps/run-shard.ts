@@ -129,7 +129,7 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     for (const c of g.components) values[c] = flatten(r.scores[m.name][c]!);
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology());
+  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: plan.gqa });
   if (s.kind === 'faith') {
     const f = plan.faith;
     const curve = f?.curves.find((c) => c.method === s.method);

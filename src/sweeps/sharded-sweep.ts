@@ -64,7 +64,7 @@ export function buildPlan(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number; faith?: SweepPlan['faith'] } & ShardSizes,
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; gqa?: SweepPlan['gqa']; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number; faith?: SweepPlan['faith'] } & ShardSizes,
 ): SweepPlan {
   toPatchingData(pairs); // one token length, with a clear error otherwise
   const methods = opts.methods ?? [];
@@ -88,6 +88,7 @@ export function buildPlan(
       : undefined,
     faith: opts.faith,
     noop: opts.noop ? { count: opts.noop } : undefined,
+    gqa: opts.gqa && opts.gqa !== 'grouped' ? opts.gqa : undefined,
   };
 }
 

@@ -18,8 +18,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
-import type { CanonicalWeights } from '../../src/models/canonical.ts';
+import type { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { buildGraph, edgeAt, type CircuitGraph } from '../../src/circuits/graph.ts';
 import { attributeEdges, exactEdgeScores, EDGE_METHODS } from '../../src/circuits/attribute.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
@@ -28,7 +27,7 @@ import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
 import { writeWordTokenizer, words } from '../helpers/word-tokenizer.ts';
 import { runCli } from '../cli/run-cli.ts';
-import { cleanupHFModels, hfModel } from './hf-models.ts';
+import { asMha, cleanupHFModels, hfModel } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
 
@@ -39,25 +38,6 @@ const MODELS: { name: string; opts: HFCheckpointOptions }[] = [
   { name: 'llama (GQA 4/2)', opts: { modelType: 'llama', seed: 41, std: 0.3, nHeads: 4, nKvHeads: 2, vocab: VOCAB } },
   { name: 'qwen2 (GQA 4/2, q/k/v biases)', opts: { modelType: 'qwen2', seed: 46, std: 0.3, nHeads: 4, nKvHeads: 2, vocab: VOCAB } },
 ];
-
-/** The same model with every kv head repeated for the query heads of its group (HF repeat_kv order). */
-function asMha(model: HookedTransformer): HookedTransformer {
-  const { nHeads: H, nKvHeads: KV, nLayers: L } = model.cfg;
-  const g = H / KV;
-  const w: CanonicalWeights = model.canonicalWeights();
-  for (let l = 0; l < L; l++) {
-    for (const n of ['W_K', 'W_V', 'b_K', 'b_V']) {
-      const key = `blocks.${l}.attn.${n}`;
-      const t = w.get(key);
-      if (!t) continue; // no k / v biases
-      const per = t.data.length / KV; // one kv head's block, [d, dh] or [dh]
-      const data = new Float32Array(H * per);
-      for (let h = 0; h < H; h++) data.set(t.data.subarray(Math.floor(h / g) * per, (Math.floor(h / g) + 1) * per), h * per);
-      w.set(key, { shape: [H, ...t.shape.slice(1)], data });
-    }
-  }
-  return HookedTransformer.fromCanonical({ ...model.cfg, nKvHeads: H }, w);
-}
 
 const graphOf = (m: HookedTransformer): CircuitGraph => buildGraph(m.cfg.nLayers, m.cfg.nHeads, m.topology());
 

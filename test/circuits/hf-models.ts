@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { loadCheckpoint } from '../../src/models/checkpoint.ts';
+import type { CanonicalWeights } from '../../src/models/canonical.ts';
 import { writeHFCheckpoint, type HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 
 const dirs: string[] = [];
@@ -23,4 +24,23 @@ export async function hfModel(o: HFCheckpointOptions): Promise<{ model: HookedTr
 /** Remove every folder {@link hfModel} wrote. */
 export function cleanupHFModels(): void {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
+/** The same model with every kv head repeated for the query heads of its group (HF repeat_kv order). */
+export function asMha(model: HookedTransformer): HookedTransformer {
+  const { nHeads: H, nKvHeads: KV, nLayers: L } = model.cfg;
+  const g = H / KV;
+  const w: CanonicalWeights = model.canonicalWeights();
+  for (let l = 0; l < L; l++) {
+    for (const n of ['W_K', 'W_V', 'b_K', 'b_V']) {
+      const key = `blocks.${l}.attn.${n}`;
+      const t = w.get(key);
+      if (!t) continue; // no k / v biases
+      const per = t.data.length / KV; // one kv head's block, [d, dh] or [dh]
+      const data = new Float32Array(H * per);
+      for (let h = 0; h < H; h++) data.set(t.data.subarray(Math.floor(h / g) * per, (Math.floor(h / g) + 1) * per), h * per);
+      w.set(key, { shape: [H, ...t.shape.slice(1)], data });
+    }
+  }
+  return HookedTransformer.fromCanonical({ ...model.cfg, nKvHeads: H }, w);
 }

@@ -4,7 +4,8 @@
  *
  *   relp circuit [--model DIR] [--task ioi [--n N] [--seed S] | --dataset FILE]
  *     --method eap|eap-relp|eap-ig|exact[,more] [--rules P] [--ig-steps k]
- *     [--edges N | --threshold T] [--selection topn|greedy] [--ablation corrupt|mean|zero] --out DIR
+ *     [--edges N | --threshold T] [--selection topn|greedy] [--ablation corrupt|mean|zero]
+ *     [--gqa grouped|per-head] --out DIR
  *     [--force] [--json]
  *
  * Writes DIR/circuit.json and DIR/faithfulness.json; prints a human summary on stdout (or one JSON
@@ -23,7 +24,7 @@ import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.t
 import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges } from '../../circuits/prune.ts';
-import { buildGraph } from '../../circuits/graph.ts';
+import { buildGraph, type GqaConvention } from '../../circuits/graph.ts';
 import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
 import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
@@ -52,6 +53,8 @@ export interface CircuitCommandOptions extends ExecutionCliOptions {
   ablation: Ablation;
   curvePoints: number;
   reference: 'auto' | 'none' | 'patching' | 'gpt2-ioi';
+  /** GQA convention of the edge graph: k / v targets per kv head or per query head (default grouped). */
+  gqa?: GqaConvention;
   out: string;
   progress?: boolean;
   /** `--prepend-bos` / `--no-prepend-bos`; undefined: the tokenizer's template decides. */
@@ -124,7 +127,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
     const progress = opts.progress === false ? silentProgress : barProgress();
     if (opts.method.includes('exact')) {
       // The model's own graph: the closed form counts MHA with sequential blocks only.
-      const nEdges = buildGraph(model.cfg.nLayers, model.cfg.nHeads, model.topology()).nEdges;
+      const nEdges = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa }).nEdges;
       process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${nEdges} edges); meant for small models\n`);
     }
     let precomputed: CircuitRunOptions['precomputed'];
@@ -141,6 +144,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
         promptsPerShard: opts.shardPrompts,
         igSteps: opts.igSteps,
         rules: opts.rules,
+        gqa: opts.gqa,
       });
       const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
       precomputed = {};
@@ -162,6 +166,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
       curvePoints: opts.curvePoints,
       referenceHeads,
       progress,
+      gqa: opts.gqa,
     });
     const scores: Record<string, Float32Array> = {};
     for (const m of opts.method) scores[m] = run.scores[m]!.scores;
@@ -179,6 +184,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
         prompts: data.clean.length,
         positions: data.pos,
         ablation: opts.ablation,
+        gqa: run.graph.gqa,
         rules: opts.method.includes('eap-relp') ? opts.rules : undefined,
         ig_steps: opts.method.includes('eap-ig') ? opts.igSteps : undefined,
         selected_edges: run.selected,
@@ -229,6 +235,7 @@ export function register(program: Command): void {
       }
     }, 'corrupt')
     .option('--curve-points <k>', 'number of log-spaced circuit sizes on the faithfulness curve', positiveInt, 10)
+    .addOption(new Option('--gqa <convention>', 'grouped-query attention: one k / v target per kv head (grouped) or per query head (per-head, as TransformerLens ungrouping and MIB)').choices(['grouped', 'per-head']).default('grouped'))
     .addOption(new Option('--reference <src>', 'reference heads for the head-level ROC AUC').choices(['auto', 'none', 'patching', 'gpt2-ioi']).default('auto'))
     .requiredOption('--out <dir>', 'output folder for circuit.json and faithfulness.json')
     .option('--no-progress', 'no progress bar on stderr')
