@@ -104,6 +104,7 @@ describe('relp circuit --mib-out / --from-mib', () => {
     await expect(runCircuitCommand({ ...base, method: ['eap'], fromMib: mibPath })).rejects.toThrow(/either --method .* or --from-mib FILE/);
     await expect(runCircuitCommand({ ...base })).rejects.toThrow(/give --method \(eap, eap-relp, eap-ig, exact\) or --from-mib FILE/);
     await expect(runCircuitCommand({ ...base, fromMib: mibPath, edges: 5 })).rejects.toThrow(/with --from-mib the circuit is the file's in_graph edges/);
+    await expect(runCircuitCommand({ ...base, fromMib: mibPath, mibMethod: 'eap' })).rejects.toThrow(/--from-mib reads a circuit that is already in MIB's format/);
     await expect(runCircuitCommand({ ...base, method: ['eap'], mibOut: mibPath, mibMethod: 'eap-ig' })).rejects.toThrow(/--mib-method eap-ig is not one of --method \(eap\)/);
   });
 

@@ -106,7 +106,7 @@ function checkCircuitFlags(opts: CircuitCommandOptions): void {
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
   if (opts.fromMib !== undefined) {
     if (opts.method?.length) throw new Error('give either --method (score and select a circuit) or --from-mib FILE (evaluate that file\'s circuit), not both');
-    if (opts.mibOut !== undefined) throw new Error('--mib-out writes the circuit of a --method run; --from-mib reads a circuit that is already in MIB\'s format');
+    if (opts.mibOut !== undefined || opts.mibMethod !== undefined) throw new Error('--mib-out and --mib-method write the circuit of a --method run; --from-mib reads a circuit that is already in MIB\'s format');
     if (opts.edges !== undefined || opts.threshold !== undefined) throw new Error('--edges and --threshold select a circuit from scores; with --from-mib the circuit is the file\'s in_graph edges');
     return;
   }
