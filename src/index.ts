@@ -32,7 +32,7 @@ export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, ty
 export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
 export { correlate, correlationTable, formatCorrelationTable, type CorrelationCell, type CorrelationTable } from './patching/correlation.ts';
 export { COMPONENT_ORDER, METHOD_ORDER, orderBy } from './patching/names.ts';
-// The file contracts: one schema, reader and writer per file kind (run.json, circuit.json, faithfulness.json).
+// The file contracts: one schema, reader and writer per file kind (run.json, circuit.json, faithfulness.json, MIB's circuit file).
 export {
   ContractError,
   RUN_VERSION,
@@ -47,6 +47,9 @@ export {
   readFaithfulnessFile,
   writeFaithfulnessFile,
   parseFaithfulnessFile,
+  readMibFile,
+  writeMibFile,
+  parseMibFile,
   makeProvenance,
   datasetHash,
   modelHash,
@@ -57,6 +60,7 @@ export {
   type CircuitFile,
   type FaithfulnessFile,
   type FaithfulnessCurve,
+  type MibFile,
   type Provenance,
   type ScoreTensor,
 } from './contracts/index.ts';

@@ -57,6 +57,8 @@ const COVERAGE: Record<string, string> = {
   'npx relp patch --dataset docs/examples/pairs.jsonl --methods activation,atp,relp --rules relp-ah --out runs/jsonl': 'this test',
   'npx relp circuit --task ioi --n 16 --method eap-relp,eap,eap-ig --out runs/ioi-16': 'this test',
   'npx relp view runs': 'this test (started, its URL fetched, then stopped)',
+  'npx relp circuit --task ioi --n 16 --method eap-ig,eap --mib-out runs/ioi-mib/eap-ig.json --out runs/ioi-mib': 'this test',
+  'npx relp circuit --task ioi --n 16 --from-mib runs/ioi-mib/eap-ig.json --out runs/ioi-mib-read': 'this test (the round trip itself: test/circuits/mib-command.test.ts)',
   'npx relp download openai-community/gpt2': 'this test (HF_ENDPOINT = a local hub serving a random GPT-2 with the GPT-2 tokenizer)',
   'npx relp patch --model ~/.cache/relp/models/openai-community__gpt2 --dataset docs/examples/ioi-gpt2-demo.jsonl --methods activation,atp,relp --components resid_pre,attn_out,mlp_out --rules relp --out runs/gpt2-ioi':
     'this test (on the downloaded random GPT-2)',
@@ -247,7 +249,7 @@ describe('README: CLI on the embedded model', () => {
     expect(compare.stdout).toMatch(/relp rules: relp/);
     for (const c of ['resid_pre', 'attn_out', 'mlp_out', 'z']) expect(compare.stdout).toMatch(new RegExp(`^${c}\\s`, 'm'));
 
-    const circuit = await runReadme(command('npx relp circuit --task ioi'), { cwd });
+    const circuit = await runReadme(command('npx relp circuit --task ioi --n 16 --method eap-relp'), { cwd });
     expect(circuit.code, circuit.stderr).toBe(0);
     expect(existsSync(join(cwd, 'runs/ioi-16/circuit.json'))).toBe(true);
     expect(existsSync(join(cwd, 'runs/ioi-16/faithfulness.json'))).toBe(true);
@@ -275,6 +277,19 @@ describe('README: CLI on the embedded model', () => {
     } finally {
       child.kill('SIGTERM');
     }
+  });
+
+  it('relp circuit --mib-out, then --from-mib on the file it wrote: the same circuit and CPR', { timeout: 300_000 }, async () => {
+    const write = await runReadme(command('npx relp circuit --task ioi --n 16 --method eap-ig,eap --mib-out'), { cwd });
+    expect(write.code, write.stderr).toBe(0);
+    expect(write.stdout).toMatch(/CPR, CMD \(MIB\)/);
+    const mib = JSON.parse(readFileSync(join(cwd, 'runs/ioi-mib/eap-ig.json'), 'utf8')) as { edges: Record<string, { in_graph: boolean }> };
+    const inGraph = Object.values(mib.edges).filter((e) => e.in_graph).length;
+    const read = await runReadme(command('npx relp circuit --task ioi --n 16 --from-mib'), { cwd });
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout).toMatch(new RegExp(`: ${inGraph} in_graph edges, ${inGraph} of \\d+ after dropping dangling ones`));
+    const cpr = (dir: string, i: number) => (JSON.parse(readFileSync(join(cwd, dir, 'faithfulness.json'), 'utf8')) as { curves: { mib: { cpr: number } }[] }).curves[i]!.mib.cpr;
+    expect(Math.abs(cpr('runs/ioi-mib-read', 0) - cpr('runs/ioi-mib', 0))).toBeLessThan(1e-6);
   });
 
   it('relp patch --dataset (JSONL)', async () => {

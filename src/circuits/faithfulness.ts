@@ -16,7 +16,7 @@ import { headNode, type CircuitGraph } from './graph.ts';
 import { graphForward } from './graph-forward.ts';
 import { nodeOutputs } from './attribute.ts';
 import { pruneDangling, selectEdges, type Selection } from './prune.ts';
-import type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
+import type { FaithfulnessCurve, MibCurveScores } from '../contracts/faithfulness.ts';
 
 /** What an ablated edge carries: the corrupt run's output, its batch mean per position, or zero. */
 export type Ablation = 'corrupt' | 'mean' | 'zero';
@@ -104,8 +104,8 @@ export function evaluateCircuits(model: HookedTransformer, graph: CircuitGraph, 
   return { values: rest, recovered: rest.map((v) => (v - empty) / gap), full, empty };
 }
 
-/** One point of a faithfulness curve (the contract's type). */
-export type { CurvePoint } from '../contracts/faithfulness.ts';
+/** One point of a faithfulness curve, and a curve's MIB scores (the contract's types). */
+export type { CurvePoint, MibCurveScores } from '../contracts/faithfulness.ts';
 
 /** A measured faithfulness curve: the `faithfulness.json` entry of one method, every field set. */
 export interface MeasuredCurve extends FaithfulnessCurve {
@@ -121,6 +121,8 @@ export interface MeasuredCurve extends FaithfulnessCurve {
   auc: number;
   /** Smallest measured circuit reaching 80% recovered, or null. */
   edges_for_80: number | null;
+  /** MIB's CPR / CMD (when asked for with `mib`). */
+  mib?: MibCurveScores;
 }
 
 /** `count` log-spaced circuit sizes in [1, nEdges], rounded and deduplicated. */
@@ -138,6 +140,48 @@ export function trapezoid(xs: number[], ys: number[]): number {
   return a;
 }
 
+/**
+ * MIB's edge fractions (Mueller et al. 2025, circuit-localization track): faithfulness is measured
+ * with the top 0.1%, 0.2%, …, 100% of the edges.
+ */
+export const MIB_FRACTIONS: readonly number[] = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1];
+
+/**
+ * Circuit size at each of {@link MIB_FRACTIONS}: max(1, floor(p · nEdges)). The floor is MIB's own
+ * `int(pct * n_edges)` (same IEEE arithmetic, so the same counts); the max keeps small graphs from
+ * getting empty circuits (GPT-2 small: 32, 64, 162, 324, 649, 1624, 3249, 6498, 16245, 32491).
+ */
+export function mibSizes(nEdges: number): number[] {
+  return MIB_FRACTIONS.map((p) => Math.max(1, Math.floor(p * nEdges)));
+}
+
+/**
+ * MIB's two scores of faithfulness values `f` measured at {@link MIB_FRACTIONS} (x = the nominal
+ * fraction p, not n/nEdges, as MIB integrates):
+ * - **CPR** = ∫ f dp / (1 − 0.001), trapezoid rule over the ten points: higher is better;
+ * - **CMD** = ∫ |1 − f| dp / (1 − 0.001): lower is better.
+ * MIB's evaluation code sums the same trapezoids without the division (its perfect CPR is 0.999);
+ * dividing by the width 0.999 of [0.1%, 100%] makes f ≡ 1 give CPR = 1 and CMD = 0 exactly.
+ */
+export function mibAreas(f: readonly number[]): { cpr: number; cmd: number } {
+  if (f.length !== MIB_FRACTIONS.length) throw new Error(`MIB scores need ${MIB_FRACTIONS.length} faithfulness values (one per fraction), got ${f.length}`);
+  const xs = [...MIB_FRACTIONS];
+  const width = xs[xs.length - 1] - xs[0];
+  return { cpr: trapezoid(xs, [...f]) / width, cmd: trapezoid(xs, f.map((v) => Math.abs(1 - v))) / width };
+}
+
+/** {@link MibCurveScores} read off a measured curve that includes every size of {@link mibSizes}. */
+export function mibScoresOfCurve(curve: readonly { edges: number; recovered: number }[], nEdges: number): MibCurveScores {
+  const at = new Map(curve.map((p) => [p.edges, p.recovered]));
+  const edges = mibSizes(nEdges);
+  const recovered = edges.map((n) => {
+    const f = at.get(n);
+    if (f === undefined) throw new Error(`the curve has no point at ${n} edges (a MIB fraction of ${nEdges})`);
+    return f;
+  });
+  return { fractions: [...MIB_FRACTIONS], edges, recovered, ...mibAreas(recovered) };
+}
+
 /** Options of {@link faithfulnessCurve}. */
 export interface CurveOptions extends FaithfulnessOptions {
   /** Circuit sizes (default: 10 log-spaced sizes in [1, nEdges]). */
@@ -146,6 +190,8 @@ export interface CurveOptions extends FaithfulnessOptions {
   selection?: Exclude<Selection, 'threshold'>;
   /** Method name written in the curve. */
   method?: string;
+  /** Also evaluate MIB's sizes ({@link mibSizes}) and add CPR / CMD as `mib` (default false). */
+  mib?: boolean;
 }
 
 /**
@@ -156,8 +202,9 @@ export interface CurveOptions extends FaithfulnessOptions {
 export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, scores: ArrayLike<number>, opts: CurveOptions = {}): MeasuredCurve {
   const E = graph.nEdges;
   const selection = opts.selection ?? 'topn';
-  const sizes = (opts.sizes ?? logSpacedSizes(E)).filter((n) => n > 0 && n < E);
-  for (const n of sizes) if (!Number.isInteger(n)) throw new Error(`curve sizes must be integers, got ${n}`);
+  const asked = opts.sizes ?? logSpacedSizes(E);
+  for (const n of asked) if (!Number.isInteger(n)) throw new Error(`curve sizes must be integers, got ${n}`);
+  const sizes = [...new Set([...asked, ...(opts.mib ? mibSizes(E) : [])])].filter((n) => n > 0 && n < E).sort((a, b) => a - b);
   const circuits = sizes.map((n) => pruneDangling(graph, selectEdges(graph, scores, selection, n)));
   const ev = evaluateCircuits(model, graph, data, circuits, opts);
   const curve: MeasuredCurve['curve'] = [
@@ -176,6 +223,7 @@ export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph,
     empty: ev.empty,
     auc: trapezoid(curve.map((p) => p.fraction_edges), curve.map((p) => p.recovered)),
     edges_for_80: hit ? hit.edges : null,
+    ...(opts.mib ? { mib: mibScoresOfCurve(curve, E) } : {}),
   };
 }
 

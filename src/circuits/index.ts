@@ -1,7 +1,8 @@
 /**
  * relp's circuit API (`import { runCircuit } from 'relp/circuits'`): the edge graph of a GPT-2,
  * edge attribution (EAP, EAP-IG, EAP with RelP rules, exact), edge selection and pruning,
- * faithfulness curves, and the circuit.json / faithfulness.json writers.
+ * faithfulness curves (with MIB's CPR / CMD), the circuit.json / faithfulness.json writers and MIB's
+ * circuit file (toMib / fromMib).
  */
 export { runCircuit, type CircuitRunOptions, type CircuitRun } from './run-circuit.ts';
 export {
@@ -51,6 +52,10 @@ export {
   evaluateCircuits,
   faithfulnessCurve,
   logSpacedSizes,
+  MIB_FRACTIONS,
+  mibAreas,
+  mibScoresOfCurve,
+  mibSizes,
   nodeCircuitFaithfulness,
   parseAblation,
   trapezoid,
@@ -59,7 +64,9 @@ export {
   type CurveOptions,
   type CurvePoint,
   type FaithfulnessOptions,
+  type MibCurveScores,
 } from './faithfulness.ts';
+export { checkMibGraph, fromMib, mibCfg, toMib, type MibCircuit, type MibModelShape } from './mib.ts';
 export {
   GPT2_SMALL_IOI_HEADS,
   gpt2SmallIoiHeads,

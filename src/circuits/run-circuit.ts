@@ -1,7 +1,7 @@
 /**
  * The whole circuit pipeline on one dataset, EAP-IG's four calls in a row: build the graph,
- * attribute (one or several methods), select + prune, evaluate (faithfulness curve per method),
- * plus the head-level ROC AUC against a reference head set when one is given.
+ * attribute (one or several methods), select + prune, evaluate (faithfulness curve per method, with
+ * MIB's CPR and CMD), plus the head-level ROC AUC against a reference head set when one is given.
  */
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { PatchingData } from '../patching/data.ts';
@@ -71,7 +71,8 @@ export function runCircuit(model: HookedTransformer, data: PatchingData, opts: C
     scores[method] = s;
     const t0 = performance.now();
     const sizes = opts.curvePoints !== undefined ? logSpacedSizes(graph.nEdges, opts.curvePoints) : undefined;
-    curves.push(faithfulnessCurve(model, graph, data, s.scores, { method, ablation, sizes, selection: opts.selection }));
+    // The curve also measures MIB's edge fractions, for CPR / CMD (curve.mib).
+    curves.push(faithfulnessCurve(model, graph, data, s.scores, { method, ablation, sizes, selection: opts.selection, mib: true }));
     seconds[method] = { scoring: s.seconds, curve: (performance.now() - t0) / 1000 };
   }
   const primary = scores[opts.methods[0]]!.scores;

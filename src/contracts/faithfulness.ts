@@ -18,6 +18,23 @@ export const CurvePointSchema = z.object({ edges: z.number(), fraction_edges: z.
 /** One point of a faithfulness curve. */
 export type CurvePoint = z.infer<typeof CurvePointSchema>;
 
+/**
+ * MIB's scores of a curve (Mueller et al. 2025): faithfulness at the top 0.1%, 0.2%, 0.5%, 1%, 2%,
+ * 5%, 10%, 20%, 50% and 100% of the edges (max(1, floor(p · nEdges)) edges each), CPR = area under
+ * f over those fractions (trapezoid rule, divided by 0.999 so that f ≡ 1 gives 1; higher is better)
+ * and CMD = area under |1 − f| (same normalisation; lower is better). src/circuits/faithfulness.ts
+ * computes them. An optional field of version 1: files written before it existed stay readable.
+ */
+export const MibCurveScoresSchema = z.object({
+  fractions: z.array(z.number()),
+  edges: z.array(z.number().int().nonnegative()),
+  recovered: z.array(z.number()),
+  cpr: z.number(),
+  cmd: z.number(),
+});
+/** MIB's scores of a curve. */
+export type MibCurveScores = z.infer<typeof MibCurveScoresSchema>;
+
 /** One method's curve. */
 export const FaithfulnessCurveSchema = z.looseObject({
   method: z.string(),
@@ -33,6 +50,8 @@ export const FaithfulnessCurveSchema = z.looseObject({
   auc: z.number().nullable().optional(),
   /** Smallest measured circuit reaching 80% recovered, or null. */
   edges_for_80: z.number().nullable().optional(),
+  /** MIB's CPR and CMD with the faithfulness at MIB's edge fractions (absent in older files). */
+  mib: MibCurveScoresSchema.nullable().optional(),
 });
 /** A faithfulness curve. */
 export type FaithfulnessCurve = z.infer<typeof FaithfulnessCurveSchema>;

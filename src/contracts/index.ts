@@ -1,6 +1,6 @@
 /**
  * relp's file contracts: one schema, one reader and one writer per file kind (`run.json`,
- * `circuit.json`, `faithfulness.json`), with versions and provenance. Everything that reads or
+ * `circuit.json`, `faithfulness.json`, with versions and provenance; MIB's circuit file). Everything that reads or
  * writes these files goes through here; the viewer's page code imports only the types.
  */
 export { ContractError } from './errors.ts';
@@ -26,12 +26,15 @@ export {
   FAITHFULNESS_VERSION,
   FaithfulnessFileSchema,
   FaithfulnessCurveSchema,
+  MibCurveScoresSchema,
   parseFaithfulnessFile,
   readFaithfulnessFile,
   writeFaithfulnessFile,
   type CurvePoint,
   type FaithfulnessCurve,
   type FaithfulnessFile,
+  type MibCurveScores,
 } from './faithfulness.ts';
+export { MibCfgSchema, MibFileSchema, parseMibFile, readMibFile, writeMibFile, type MibCfg, type MibFile } from './mib.ts';
 export { RUN_FOLDER_FILES, prepareRunFolder, describeProvenance, type RunFolderOptions } from './run-folder.ts';
 export { jsonSchemas } from './json-schema.ts';

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { CircuitFileSchema } from './circuit.ts';
 import { FaithfulnessFileSchema } from './faithfulness.ts';
+import { MibFileSchema } from './mib.ts';
 import { RunFileSchema } from './run.ts';
 
 /** File name in docs/schemas → JSON Schema (draft 2020-12). */
@@ -20,5 +21,6 @@ export function jsonSchemas(): Record<string, Record<string, unknown>> {
     'run.schema.json': make(RunFileSchema, 'run.schema.json', 'relp run.json (patching scores of one run folder)'),
     'circuit.schema.json': make(CircuitFileSchema, 'circuit.schema.json', 'relp circuit.json (edge circuit, attribution-graph layout)'),
     'faithfulness.schema.json': make(FaithfulnessFileSchema, 'faithfulness.schema.json', 'relp faithfulness.json (faithfulness curve per method)'),
+    'mib-circuit.schema.json': make(MibFileSchema, 'mib-circuit.schema.json', 'MIB circuit-localization file (relp circuit --mib-out / --from-mib)'),
   };
 }

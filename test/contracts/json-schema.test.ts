@@ -9,6 +9,8 @@ import { describe, expect, it } from 'vitest';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { SCHEMA_DIR, schemaTexts } from '../../scripts/write-schemas.ts';
 import { syntheticCircuit, syntheticFaithfulness, syntheticProvenance, syntheticRun } from '../../src/viz/synthetic-run.ts';
+import { buildGraph } from '../../src/circuits/graph.ts';
+import { toMib } from '../../src/circuits/mib.ts';
 
 describe('docs/schemas', () => {
   it('match the zod schemas (else: npm run schemas)', () => {
@@ -33,5 +35,17 @@ describe('docs/schemas', () => {
       const wrong = { ...JSON.parse(JSON.stringify(file)), version: 'one' };
       expect(validate(wrong), `${name} with a string version`).toBe(false);
     }
+  });
+
+  it('the MIB circuit schema accepts what --mib-out writes and rejects a missing cfg or a string score', () => {
+    const ajv = new Ajv2020.default({ strict: false });
+    const validate = ajv.compile(JSON.parse(readFileSync(join(SCHEMA_DIR, 'mib-circuit.schema.json'), 'utf8')) as object);
+    const g = buildGraph(2, 2);
+    const file = JSON.parse(JSON.stringify(toMib(g, new Float32Array(g.nEdges).fill(0.5), new Uint8Array(g.nEdges).fill(1), { dModel: 16 })));
+    expect(validate(file), JSON.stringify(validate.errors)).toBe(true);
+    const { cfg: _cfg, ...noCfg } = file;
+    expect(validate(noCfg)).toBe(false);
+    file.edges['input->m0'].score = 'high';
+    expect(validate(file)).toBe(false);
   });
 });

@@ -6,10 +6,12 @@
  *     --method eap|eap-relp|eap-ig|exact[,more] [--rules P] [--ig-steps k]
  *     [--edges N | --threshold T] [--selection topn|greedy] [--ablation corrupt|mean|zero]
  *     [--gqa grouped|per-head] --out DIR
- *     [--force] [--json]
+ *     [--mib-out FILE [--mib-method M]] [--force] [--json]
+ *   relp circuit [--model DIR] [--task … | --dataset FILE] [--gqa per-head] --from-mib FILE --out DIR
  *
- * Writes DIR/circuit.json and DIR/faithfulness.json; prints a human summary on stdout (or one JSON
- * object with --json); progress and notes go to stderr. The prompts are the same as `relp patch`
+ * Writes DIR/circuit.json and DIR/faithfulness.json (each curve with MIB's CPR and CMD), and with
+ * --mib-out MIB's circuit file; --from-mib evaluates a MIB circuit file instead of scoring edges.
+ * Prints a human summary on stdout (or one JSON object with --json); progress and notes go to stderr. The prompts are the same as `relp patch`
  * draws for the same --task/--n/--seed, so both can share a run folder.
  */
 import type { Command } from 'commander';
@@ -17,14 +19,19 @@ import { InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from '../shared.ts';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
 import type { EdgeGradMethod } from '../../sweeps/plan.ts';
-import { parseAblation, type Ablation } from '../../circuits/faithfulness.ts';
+import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, parseAblation, type Ablation, type MeasuredCurve } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
 import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
 import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.ts';
 import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
-import { countEdges } from '../../circuits/prune.ts';
-import { buildGraph, type GqaConvention } from '../../circuits/graph.ts';
+import { countEdges, pruneDangling } from '../../circuits/prune.ts';
+import { buildGraph, type CircuitGraph, type GqaConvention } from '../../circuits/graph.ts';
+import { checkMibGraph, fromMib, toMib, type MibCircuit } from '../../circuits/mib.ts';
+import { readMibFile, writeMibFile } from '../../contracts/mib.ts';
+import type { HookedTransformer } from '../../hooks/hooked-transformer.ts';
+import type { PatchingData } from '../../patching/data.ts';
+import type { DatasetSpec } from '../../tasks/dataset.ts';
 import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
 import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
@@ -44,7 +51,8 @@ export interface CircuitCommandOptions extends ExecutionCliOptions {
   seed: number;
   corruption: 'abc' | 'swap';
   dataset?: string;
-  method: EdgeMethod[];
+  /** Scoring methods (the first selects the circuit); absent with `fromMib`. */
+  method?: EdgeMethod[];
   rules: string;
   igSteps: number;
   edges?: number;
@@ -72,6 +80,12 @@ export interface CircuitCommandOptions extends ExecutionCliOptions {
   /** Start a new run in `out` even if it holds results for other prompts. */
   force?: boolean;
   json?: boolean;
+  /** `--mib-out FILE`: also write the circuit as MIB's circuit-localization JSON. */
+  mibOut?: string;
+  /** `--mib-method`: whose scores `mibOut` holds (default the first method). */
+  mibMethod?: EdgeMethod;
+  /** `--from-mib FILE`: evaluate a MIB circuit file instead of scoring edges. */
+  fromMib?: string;
 }
 
 function nonNegativeNumber(v: string): number {
@@ -90,16 +104,44 @@ function methodList(v: string): EdgeMethod[] {
   }
 }
 
+/** Refuse flag combinations before loading anything. */
+function checkCircuitFlags(opts: CircuitCommandOptions): void {
+  if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
+  if (opts.fromMib !== undefined) {
+    if (opts.method?.length) throw new Error('give either --method (score and select a circuit) or --from-mib FILE (evaluate that file\'s circuit), not both');
+    if (opts.mibOut !== undefined || opts.mibMethod !== undefined) throw new Error('--mib-out and --mib-method write the circuit of a --method run; --from-mib reads a circuit that is already in MIB\'s format');
+    if (opts.edges !== undefined || opts.threshold !== undefined) throw new Error('--edges and --threshold select a circuit from scores; with --from-mib the circuit is the file\'s in_graph edges');
+    return;
+  }
+  if (!opts.method?.length) throw new Error(`give --method (${EDGE_METHODS.join(', ')}) or --from-mib FILE`);
+  if (opts.mibMethod !== undefined && opts.mibOut === undefined) throw new Error('--mib-method picks the scores --mib-out writes: give --mib-out FILE too');
+  if (opts.mibMethod !== undefined && !opts.method.includes(opts.mibMethod)) throw new Error(`--mib-method ${opts.mibMethod} is not one of --method (${opts.method.join(', ')})`);
+}
+
+/** The model, prompts and provenance a circuit run works on. */
+interface CircuitInputs {
+  loaded: Awaited<ReturnType<typeof loadModelWithTokenizer>>;
+  model: HookedTransformer;
+  graph: CircuitGraph;
+  data: PatchingData;
+  provenance: Provenance;
+  spec: DatasetSpec;
+}
+
 /** Run the command (also called by tests). Returns the summary printed to stdout. */
 export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<CircuitSummary> {
   const spec = datasetSpec(opts);
-  if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
-  if (opts.method.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
+  checkCircuitFlags(opts);
+  if (opts.method?.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
   if (opts.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = opts.streamWeights ? '1' : '0';
   const loaded = await loadModelWithTokenizer(opts.model, { stream: opts.streamWeights });
   const { model } = loaded;
   const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
+    const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa });
+    // MIB refusals (grouped-query model, a bad file) come before any compute.
+    if (opts.mibOut !== undefined) checkMibGraph(graph);
+    const mib = opts.fromMib !== undefined ? fromMib(readMibFile(opts.fromMib), graph, model.cfg, opts.fromMib) : undefined;
     // The same pairs `relp patch` draws for these options (one implementation: tasks/dataset.ts).
     const pairs = loadDataset(tokenizer, spec);
     checkUnknownPairs(tokenizer, pairs, opts.strict);
@@ -114,104 +156,154 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
     const provenance = makeProvenance(taskName, seed, pairs, model);
     // Refuse before any compute when the folder holds another run.
     prepareRunFolder(opts.out, provenance, { force: opts.force });
-    let referenceHeads: HeadRef[] | undefined;
-    let referenceSource: string | null = null;
-    const ref = opts.reference;
-    if (ref === 'gpt2-ioi' || (ref === 'auto' && spec.kind === 'ioi' && isGpt2SmallShape(model.cfg))) {
-      referenceHeads = gpt2SmallIoiHeads();
-      referenceSource = 'gpt2-small IOI heads (Wang et al. 2022)';
-    } else if (ref === 'patching' || ref === 'auto') {
-      referenceHeads = (await patchingReferenceHeads(model, data)).heads;
-      referenceSource = 'activation patching of z (|effect| ≥ 10% of the largest)';
-    }
-    const progress = opts.progress === false ? silentProgress : barProgress();
-    if (opts.method.includes('exact')) {
-      // The model's own graph: the closed form counts MHA with sequential blocks only.
-      const nEdges = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa }).nEdges;
-      process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${nEdges} edges); meant for small models\n`);
-    }
-    let precomputed: CircuitRunOptions['precomputed'];
-    if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
-    // Exact edges always run as shards (threads or a queue, resumable from OUT/progress.json); the
-    // gradient methods (a few passes each) only when --workers or --queue asks for it.
-    const spread = opts.workers !== undefined || opts.queue !== undefined;
-    const edgeGrad = spread ? opts.method.filter((m): m is EdgeGradMethod => m !== 'exact') : [];
-    if (opts.method.includes('exact') || edgeGrad.length > 0) {
-      const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, {
-        edges: opts.method.includes('exact'),
-        edgesPerShard: opts.shardEdges,
-        edgeGrad,
-        promptsPerShard: opts.shardPrompts,
-        igSteps: opts.igSteps,
-        rules: opts.rules,
-        gqa: opts.gqa,
-      });
-      const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
-      precomputed = {};
-      if (r.edges) precomputed.exact = { method: 'exact', scores: r.edges, baselines: r.baselines, seconds: r.seconds.exact ?? 0 };
-      for (const m of edgeGrad) {
-        const g = r.edgeGrad![m];
-        precomputed[m] = { method: m, scores: g.scores, baselines: { clean: g.clean, corrupt: g.corrupt }, seconds: r.seconds[m] ?? 0 };
-      }
-    }
-    const run = runCircuit(model, data, {
-      precomputed,
-      methods: opts.method,
-      rules: opts.rules,
-      igSteps: opts.igSteps,
-      edges: opts.edges,
-      threshold: opts.threshold,
-      selection: opts.selection,
-      ablation: opts.ablation,
-      curvePoints: opts.curvePoints,
-      referenceHeads,
-      progress,
-      gqa: opts.gqa,
-    });
-    const scores: Record<string, Float32Array> = {};
-    for (const m of opts.method) scores[m] = run.scores[m]!.scores;
-    const task = taskName;
-    const circuit = circuitToJson({
-      provenance,
-      graph: run.graph,
-      mask: run.mask,
-      scores,
-      model: loaded.path,
-      task,
-      pruningThreshold: opts.threshold ?? null,
-      extra: {
-        model_sha256: loaded.sha256,
-        prompts: data.clean.length,
-        positions: data.pos,
-        ablation: opts.ablation,
-        gqa: run.graph.gqa,
-        rules: opts.method.includes('eap-relp') ? opts.rules : undefined,
-        ig_steps: opts.method.includes('eap-ig') ? opts.igSteps : undefined,
-        selected_edges: run.selected,
-        recovered: run.circuitRecovered,
-        baselines: run.scores[opts.method[0]]!.baselines,
-        reference_heads: referenceHeads ?? null,
-        reference_source: referenceSource,
-        head_auc: run.headAuc ?? null,
-        reference_recovered: run.referenceRecovered ?? null,
-      },
-    });
-    const paths = writeCircuitFiles(opts.out, circuit, run.curves);
-    return {
-      out: paths,
-      provenance,
-      prompts: data.clean.length,
-      edges_total: run.graph.nEdges,
-      circuit_edges: countEdges(run.mask),
-      circuit_recovered: run.circuitRecovered,
-      methods: Object.fromEntries(
-        run.curves.map((c) => [c.method, { auc: c.auc, edges_for_80: c.edges_for_80, seconds: run.seconds[c.method], head_auc: run.headAuc?.[c.method as EdgeMethod] ?? null }]),
-      ),
-      reference_recovered: run.referenceRecovered ?? null,
-    };
+    const inputs: CircuitInputs = { loaded, model, graph, data, provenance, spec };
+    return mib ? evaluateMibCircuit(opts, inputs, mib) : await findCircuit(opts, inputs);
   } finally {
     model.dispose();
   }
+}
+
+/** Reference heads for the head-level ROC AUC, per --reference. */
+async function referenceHeadsFor(opts: CircuitCommandOptions, { model, data, spec }: CircuitInputs): Promise<{ heads?: HeadRef[]; source: string | null }> {
+  const ref = opts.reference;
+  if (ref === 'gpt2-ioi' || (ref === 'auto' && spec.kind === 'ioi' && isGpt2SmallShape(model.cfg))) return { heads: gpt2SmallIoiHeads(), source: 'gpt2-small IOI heads (Wang et al. 2022)' };
+  if (ref === 'patching' || ref === 'auto') return { heads: (await patchingReferenceHeads(model, data)).heads, source: 'activation patching of z (|effect| ≥ 10% of the largest)' };
+  return { source: null };
+}
+
+/**
+ * Edge scores computed as shards: exact edges always (threads or a queue, resumable from
+ * OUT/progress.json), the gradient methods only when --workers or --queue asks for it.
+ */
+async function shardedScores(opts: CircuitCommandOptions, methods: EdgeMethod[], { loaded, data, graph }: CircuitInputs): Promise<CircuitRunOptions['precomputed']> {
+  if (methods.includes('exact')) {
+    process.stderr.write(`relp circuit: exact edge patching runs one patched forward per edge (${graph.nEdges} edges); meant for small models\n`);
+  }
+  if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
+  const spread = opts.workers !== undefined || opts.queue !== undefined;
+  const edgeGrad = spread ? methods.filter((m): m is EdgeGradMethod => m !== 'exact') : [];
+  if (!methods.includes('exact') && edgeGrad.length === 0) return undefined;
+  const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, {
+    edges: methods.includes('exact'),
+    edgesPerShard: opts.shardEdges,
+    edgeGrad,
+    promptsPerShard: opts.shardPrompts,
+    igSteps: opts.igSteps,
+    rules: opts.rules,
+    gqa: opts.gqa,
+  });
+  const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
+  const precomputed: NonNullable<CircuitRunOptions['precomputed']> = {};
+  if (r.edges) precomputed.exact = { method: 'exact', scores: r.edges, baselines: r.baselines, seconds: r.seconds.exact ?? 0 };
+  for (const m of edgeGrad) {
+    const g = r.edgeGrad![m];
+    precomputed[m] = { method: m, scores: g.scores, baselines: { clean: g.clean, corrupt: g.corrupt }, seconds: r.seconds[m] ?? 0 };
+  }
+  return precomputed;
+}
+
+/** `--method`: score edges, select and evaluate the circuit, write circuit.json, faithfulness.json (and --mib-out). */
+async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): Promise<CircuitSummary> {
+  const { loaded, model, data, provenance, graph } = inputs;
+  const methods = opts.method!;
+  const reference = await referenceHeadsFor(opts, inputs);
+  const run = runCircuit(model, data, {
+    precomputed: await shardedScores(opts, methods, inputs),
+    methods,
+    rules: opts.rules,
+    igSteps: opts.igSteps,
+    edges: opts.edges,
+    threshold: opts.threshold,
+    selection: opts.selection,
+    ablation: opts.ablation,
+    curvePoints: opts.curvePoints,
+    referenceHeads: reference.heads,
+    progress: opts.progress === false ? silentProgress : barProgress(),
+    gqa: opts.gqa,
+  });
+  const scores: Record<string, Float32Array> = {};
+  for (const m of methods) scores[m] = run.scores[m]!.scores;
+  const circuit = circuitToJson({
+    provenance,
+    graph: run.graph,
+    mask: run.mask,
+    scores,
+    model: loaded.path,
+    task: provenance.task,
+    pruningThreshold: opts.threshold ?? null,
+    extra: {
+      model_sha256: loaded.sha256,
+      prompts: data.clean.length,
+      positions: data.pos,
+      ablation: opts.ablation,
+      gqa: run.graph.gqa,
+      rules: methods.includes('eap-relp') ? opts.rules : undefined,
+      ig_steps: methods.includes('eap-ig') ? opts.igSteps : undefined,
+      selected_edges: run.selected,
+      recovered: run.circuitRecovered,
+      baselines: run.scores[methods[0]]!.baselines,
+      reference_heads: reference.heads ?? null,
+      reference_source: reference.source,
+      head_auc: run.headAuc ?? null,
+      reference_recovered: run.referenceRecovered ?? null,
+    },
+  });
+  const paths: CircuitSummary['out'] = writeCircuitFiles(opts.out, circuit, run.curves);
+  if (opts.mibOut !== undefined) paths.mib = writeMibFile(opts.mibOut, toMib(graph, scores[opts.mibMethod ?? methods[0]], run.mask, model.cfg));
+  return {
+    out: paths,
+    provenance,
+    prompts: data.clean.length,
+    edges_total: run.graph.nEdges,
+    circuit_edges: countEdges(run.mask),
+    circuit_recovered: run.circuitRecovered,
+    methods: Object.fromEntries(run.curves.map((c) => [c.method, methodSummary(c, run.seconds[c.method], run.headAuc?.[c.method as EdgeMethod] ?? null)])),
+    reference_recovered: run.referenceRecovered ?? null,
+  };
+}
+
+/** One method's row of the summary. */
+function methodSummary(c: MeasuredCurve, seconds: { scoring: number; curve: number }, headAuc: number | null): CircuitSummary['methods'][string] {
+  return { auc: c.auc, cpr: c.mib?.cpr ?? null, cmd: c.mib?.cmd ?? null, edges_for_80: c.edges_for_80, seconds, head_auc: headAuc };
+}
+
+/** Method name of the curve and scores of a circuit read with --from-mib. */
+export const MIB_FILE_METHOD = 'mib-file';
+
+/**
+ * `--from-mib`: the file's in_graph edges are the circuit (dangling edges dropped, as MIB's
+ * evaluation prunes), its scores give the curve with CPR and CMD; writes circuit.json and
+ * faithfulness.json like a --method run.
+ */
+function evaluateMibCircuit(opts: CircuitCommandOptions, { loaded, model, graph, data, provenance }: CircuitInputs, mib: MibCircuit): CircuitSummary {
+  const path = opts.fromMib!;
+  if (mib.missing > 0) process.stderr.write(`relp circuit: ${path} lists ${graph.nEdges - mib.missing} of this model's ${graph.nEdges} edges; the other ${mib.missing} count as score 0, not in the circuit\n`);
+  const mask = pruneDangling(graph, mib.inCircuit);
+  const t0 = performance.now();
+  const recovered = evaluateCircuits(model, graph, data, [mask], { ablation: opts.ablation }).recovered[0];
+  const curve = faithfulnessCurve(model, graph, data, mib.scores, { method: MIB_FILE_METHOD, ablation: opts.ablation, sizes: logSpacedSizes(graph.nEdges, opts.curvePoints), selection: opts.selection, mib: true });
+  const seconds = { scoring: 0, curve: (performance.now() - t0) / 1000 };
+  const inGraph = countEdges(mib.inCircuit);
+  const circuit = circuitToJson({
+    provenance,
+    graph,
+    mask,
+    scores: { [MIB_FILE_METHOD]: mib.scores },
+    model: loaded.path,
+    task: provenance.task,
+    extra: { model_sha256: loaded.sha256, prompts: data.clean.length, positions: data.pos, ablation: opts.ablation, mib_file: path, mib_in_graph_edges: inGraph, recovered },
+  });
+  return {
+    out: writeCircuitFiles(opts.out, circuit, [curve]),
+    provenance,
+    prompts: data.clean.length,
+    edges_total: graph.nEdges,
+    circuit_edges: countEdges(mask),
+    circuit_recovered: recovered,
+    methods: { [MIB_FILE_METHOD]: methodSummary(curve, seconds, null) },
+    reference_recovered: null,
+    mib_file: { path, in_graph_edges: inGraph, missing_edges: mib.missing },
+  };
 }
 
 /** Register `circuit` on the program. */
@@ -221,7 +313,7 @@ export function register(program: Command): void {
     .description('Find a circuit by edge attribution (EAP, EAP-RelP, EAP-IG or exact edge patching) and measure its faithfulness')
     .option('--model <dir>', 'model folder (default: the embedded IOI model)');
   addDatasetOptions(cmd)
-    .requiredOption('--method <list>', `edge scoring method(s), comma-separated: ${EDGE_METHODS.join(', ')}; the first selects the circuit`, methodList)
+    .option('--method <list>', `edge scoring method(s), comma-separated: ${EDGE_METHODS.join(', ')}; the first selects the circuit (or give --from-mib)`, methodList)
     .option('--rules <preset>', 'LRP rule preset for eap-relp', 'relp')
     .option('--ig-steps <k>', 'interpolation steps for eap-ig', positiveInt, 5)
     .option('--edges <n>', 'circuit size in edges (default 5% of all edges)', positiveInt)
@@ -244,7 +336,10 @@ export function register(program: Command): void {
     .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt)
     .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
     .option('--shard-edges <n>', 'exact: edges per shard', positiveInt, 64)
-    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt, 8);
+    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt, 8)
+    .option('--mib-out <file>', "also write the circuit as MIB's circuit-localization JSON (every edge's score and in_graph)")
+    .option('--mib-method <m>', 'whose scores --mib-out writes (default: the first --method)', (v: string) => methodList(v)[0])
+    .option('--from-mib <file>', "instead of --method: evaluate a MIB circuit file (from any tool) on this model and data; its in_graph edges are the circuit, its scores rank the curve");
   addExecutionOptions(addTokenizerOptions(cmd))
     .action(async (opts: CircuitCommandOptions) => {
       const summary = await runCircuitCommand(opts);
@@ -254,25 +349,39 @@ export function register(program: Command): void {
 
 /** The summary {@link runCircuitCommand} returns (`--json` prints it). */
 export interface CircuitSummary {
-  out: { circuit: string; faithfulness: string };
+  out: { circuit: string; faithfulness: string; mib?: string };
   provenance: Provenance;
   prompts: number;
   edges_total: number;
   circuit_edges: number;
   circuit_recovered: number;
-  methods: Record<string, { auc: number; edges_for_80: number | null; seconds: { scoring: number; curve: number }; head_auc: number | null }>;
+  /** Per method: faithfulness AUC, MIB's CPR (↑) and CMD (↓), edges to 80%, time, head ROC AUC. */
+  methods: Record<string, { auc: number; cpr: number | null; cmd: number | null; edges_for_80: number | null; seconds: { scoring: number; curve: number }; head_auc: number | null }>;
   reference_recovered: number | null;
+  /** With --from-mib: the file, its in_graph edge count, and the model's edges it does not list. */
+  mib_file?: { path: string; in_graph_edges: number; missing_edges: number };
 }
 
 /** The human summary of a circuit run. */
 export function formatCircuitSummary(s: CircuitSummary): string {
+  const on = `on ${s.prompts} prompts (task ${s.provenance.task}${s.provenance.seed === null ? '' : `, seed ${s.provenance.seed}`})`;
+  const what = s.mib_file
+    ? `circuit of ${s.mib_file.path}: ${s.mib_file.in_graph_edges} in_graph edges, ${s.circuit_edges} of ${s.edges_total} after dropping dangling ones, ${on}`
+    : `circuit: ${s.circuit_edges} of ${s.edges_total} edges ${on}`;
   const lines = [
-    `circuit: ${s.circuit_edges} of ${s.edges_total} edges on ${s.prompts} prompts (task ${s.provenance.task}${s.provenance.seed === null ? '' : `, seed ${s.provenance.seed}`}); recovers ${num(s.circuit_recovered)} of the metric`,
+    `${what}; recovers ${num(s.circuit_recovered)} of the metric`,
     '',
-    `${'method'.padEnd(10)} ${'AUC'.padStart(7)} ${'edges→80%'.padStart(10)} ${'head AUC'.padStart(9)} ${'seconds'.padStart(8)}`,
-    ...Object.entries(s.methods).map(([m, r]) => `${m.padEnd(10)} ${num(r.auc).padStart(7)} ${String(r.edges_for_80 ?? '–').padStart(10)} ${num(r.head_auc).padStart(9)} ${num(r.seconds.scoring + r.seconds.curve, 1).padStart(8)}`),
+    `${'method'.padEnd(10)} ${'AUC'.padStart(7)} ${'CPR'.padStart(7)} ${'CMD'.padStart(7)} ${'edges→80%'.padStart(10)} ${'head AUC'.padStart(9)} ${'seconds'.padStart(8)}`,
+    ...Object.entries(s.methods).map(
+      ([m, r]) =>
+        `${m.padEnd(10)} ${num(r.auc).padStart(7)} ${num(r.cpr).padStart(7)} ${num(r.cmd).padStart(7)} ${String(r.edges_for_80 ?? '–').padStart(10)} ${num(r.head_auc).padStart(9)} ${num(r.seconds.scoring + r.seconds.curve, 1).padStart(8)}`,
+    ),
+    '',
+    'AUC: area under faithfulness over the fraction of edges kept (0–100%). CPR, CMD (MIB): area under',
+    'faithfulness f, and under |1 − f|, at 0.1%–100% of the edges; higher CPR and lower CMD are better',
+    '(a perfect circuit has CPR 1, CMD 0).',
   ];
   if (s.reference_recovered !== null) lines.push('', `reference heads' circuit recovers ${num(s.reference_recovered)}`);
-  lines.push('', `wrote ${s.out.circuit} and ${s.out.faithfulness}`);
+  lines.push('', `wrote ${s.out.circuit} and ${s.out.faithfulness}${s.out.mib ? `, and the MIB circuit file ${s.out.mib}` : ''}`);
   return lines.join('\n') + '\n';
 }

@@ -1,6 +1,7 @@
 /**
  * Faithfulness curves (recovered metric fraction vs number of edges, log x) as a small SVG chart,
- * one line per method, with the AUC in the legend and a marker at the current edge count.
+ * one line per method, with the AUC (and MIB's CPR and CMD when the file has them) in the legend
+ * and a marker at the current edge count.
  *
  * Props (`/api/runs/:id/faithfulness`):
  * @typedef {import('../../../contracts/faithfulness.ts').FaithfulnessCurve} FaithfulnessCurve
@@ -21,6 +22,19 @@ function svg(tag, attrs = {}, text) {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
   if (text !== undefined) el.textContent = text;
   return el;
+}
+
+/** What CPR and CMD are, under the legend. */
+export const MIB_NOTE = 'CPR, CMD (MIB): area under faithfulness f, and under |1 − f|, at 0.1%–100% of the edges; higher CPR and lower CMD are better (1 and 0 for a perfect circuit).';
+
+/**
+ * The legend text of one curve: method, ablation, AUC, and CPR / CMD when present.
+ * @param {FaithfulnessCurve} c
+ * @returns {string}
+ */
+export function legendText(c) {
+  const mib = c.mib ? ` · CPR ${fmt(c.mib.cpr, 3)} · CMD ${fmt(c.mib.cmd, 3)}` : '';
+  return `${c.method}${c.ablation ? ` (${c.ablation})` : ''}: AUC ${fmt(c.auc ?? null, 3)}${mib}`;
 }
 
 /**
@@ -61,12 +75,13 @@ export function renderFaithfulness(el, props) {
       .map((p, i) => `${i ? 'L' : 'M'}${X(p.edges).toFixed(1)} ${Y(p.recovered).toFixed(1)}`)
       .join('');
     root.appendChild(svg('path', { d, stroke: color, 'stroke-width': c.method === props.method ? 2.5 : 1.5, fill: 'none' }));
-    legend.push(h('div', { class: 'legend-row' }, h('span', { class: 'swatch square', 'data-color': color }), `${c.method}${c.ablation ? ` (${c.ablation})` : ''}: AUC ${fmt(c.auc ?? null, 3)}`));
+    legend.push(h('div', { class: 'legend-row' }, h('span', { class: 'swatch square', 'data-color': color }), legendText(c)));
   });
   if (props.keptEdges > 0) {
     const x = X(Math.min(props.keptEdges, maxE));
     root.appendChild(svg('line', { x1: x, y1: m.t, x2: x, y2: H - m.b, stroke: '#0969da', 'stroke-dasharray': '2 2' }));
   }
+  if (props.curves.some((c) => c.mib)) legend.push(h('p', { class: 'muted' }, MIB_NOTE));
   el.replaceChildren(h('h3', {}, 'Faithfulness'), root, ...legend);
   // Swatch colours via CSSOM (allowed under the strict CSP, unlike style attributes).
   el.querySelectorAll('.swatch[data-color]').forEach((s) => {
