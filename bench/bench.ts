@@ -746,6 +746,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--pairs <n>', 'with --model-shape: prompt pairs', positiveInt('pairs'), 4)
     .option('--reference', 'with --model-shape: compare the scores with the PyTorch reference (test/reference/hf_reference.py)', false)
     .option('--no-passes', 'with --model-shape: skip the in-process forward / backward timings')
+    .option('--no-patch', 'with --model-shape: skip relp patch (and the reference); only the in-process timings')
     .option('--shapes-dir <dir>', 'with --model-shape: where checkpoints are written and kept', join(tmpdir(), 'relp-shapes'))
     .exitOverride();
   try {
@@ -764,7 +765,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
-  const shape = program.opts<{ modelShape?: string; dtype?: string; pairs: number; reference: boolean; passes: boolean; shapesDir: string }>();
+  const shape = program.opts<{ modelShape?: string; dtype?: string; pairs: number; reference: boolean; passes: boolean; patch: boolean; shapesDir: string }>();
   if (shape.modelShape) {
     const dtype = shape.dtype?.toUpperCase();
     if (dtype !== undefined && !['F32', 'F16', 'BF16'].includes(dtype)) {
@@ -772,7 +773,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const { runLargeModelBench } = await import('./large-models.ts');
-    const r = await runLargeModelBench({ shape: shape.modelShape, dtype: dtype as 'F32' | undefined, dir: shape.shapesDir, pairs: shape.pairs, reference: shape.reference, passes: shape.passes, log });
+    const r = await runLargeModelBench({ shape: shape.modelShape, dtype: dtype as 'F32' | undefined, dir: shape.shapesDir, pairs: shape.pairs, reference: shape.reference, passes: shape.passes, patch: shape.patch, log });
     const out = a.out.replace(/\.json$/, `-${shape.modelShape}${dtype ? '-' + dtype.toLowerCase() : ''}.json`);
     writeFileSync(out, JSON.stringify(r, null, 2) + '\n');
     process.stdout.write(JSON.stringify(r) + '\n');

@@ -39,6 +39,8 @@ export interface LargeBenchOptions {
   reference: boolean;
   /** Also time passes in this process (forward, forward + backward). */
   passes: boolean;
+  /** Run relp patch (and the reference); false: only the in-process passes. */
+  patch: boolean;
   log: (s: string) => void;
 }
 
@@ -169,21 +171,28 @@ export async function runLargeModelBench(o: LargeBenchOptions): Promise<Record<s
   mkdirSync(work, { recursive: true });
   const data = join(work, 'data.jsonl');
   writeDataset(data, o.pairs);
+  const result: Record<string, unknown> = { shape: o.shape, dtype: o.dtype ?? CHECKPOINT_SHAPES[o.shape].dtype, pairs: o.pairs, load_avg_start: load0 };
+  if (o.patch) Object.assign(result, runPatchAndReference(o, model, data, work));
+  if (o.shape === 'gpt2-small') result.streamed_vs_whole = compareStreamedWhole(model, data, work, o.log);
+  if (o.passes) result.passes = await timePasses(model, o.shape === 'gpt2-small', o.log);
+  result.load_avg_end = loadavg()[0];
+  return result;
+}
+
+/** relp patch under /usr/bin/time, then (with --reference) the PyTorch comparison. */
+function runPatchAndReference(o: LargeBenchOptions, model: string, data: string, work: string): Record<string, unknown> {
   rmSync(join(work, 'run'), { recursive: true, force: true }); // a fresh run, not a resumed one
   const patch = runPatch(model, data, join(work, 'run'), o.log);
   const execution = /relp: execution: (.*)/.exec(patch.stderr)?.[1] ?? '';
   const stream = /relp: streamed: (.*)/.exec(patch.stderr)?.[1] ?? '';
   o.log(`relp patch: ${patch.wall.toFixed(1)} s wall, peak RSS ${patch.peakRssGB.toFixed(2)} GB; ${execution}; ${stream}`);
-  const result: Record<string, unknown> = { shape: o.shape, dtype: o.dtype ?? CHECKPOINT_SHAPES[o.shape].dtype, pairs: o.pairs, load_avg_start: load0, patch: { wall_s: patch.wall, peak_rss_gb: patch.peakRssGB, execution, stream } };
+  const result: Record<string, unknown> = { patch: { wall_s: patch.wall, peak_rss_gb: patch.peakRssGB, execution, stream } };
   if (o.reference) {
     const big = o.shape !== 'gpt2-small' && o.shape !== 'gpt2-large';
     const cmp = compareWithReference(model, patch.run.dataset.pairs, patch.run, big, work);
     for (const r of cmp.rows) o.log(`  ${r.method}/${r.component}: max rel err ${r.relErr.toExponential(2)} (scale ${r.scale.toExponential(2)})`);
     result.reference = cmp;
   }
-  if (o.shape === 'gpt2-small') result.streamed_vs_whole = compareStreamedWhole(model, data, work, o.log);
-  if (o.passes) result.passes = await timePasses(model, o.shape === 'gpt2-small', o.log);
-  result.load_avg_end = loadavg()[0];
   return result;
 }
 
@@ -198,7 +207,8 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     // As a logit-difference sweep runs them: the last position, two vocabulary ids, RelP's rules;
     // "all_vocab": the same passes unembedding the whole vocabulary (before sweeps restricted it).
     const ids = [11, 42];
-    const pick = (lg: tf.Tensor3D) => (lg.shape[2] === 2 ? lg : tf.gather(lg, tf.tensor1d(ids, 'int32'), 2));
+    // Slices, not gather: gather has no gradient on wasm.
+    const pick = (lg: tf.Tensor3D) => (lg.shape[2] === 2 ? lg : tf.concat(ids.map((v) => tf.slice(lg, [0, 0, v], [-1, -1, 1])), 2));
     const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(pick(lg), tf.tensor1d([1, -1]))) as tf.Scalar;
     const key = stream ? 'streamed' : 'whole';
     for (const [suffix, logitIds] of [['', ids], ['_all_vocab', undefined]] as const) {
