@@ -52,6 +52,7 @@ import {
 } from './scaling.ts';
 
 import { formatSweepReport, runSweepBench, type SweepBenchResult } from './sweeps.ts';
+import { formatEdgeReport, runEdgeBench, type EdgeBenchRow } from './edges.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The real GPT-2 small config.json. */
@@ -738,6 +739,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-scaling', 'skip the scaling table')
     .option('--no-matmul', 'skip the matmul benchmark')
     .option('--no-sweeps', 'skip the sweeps benchmark (2 worker threads vs 1, shard sizes, queue overhead)')
+    .option('--no-edges', 'skip the edge-scoring benchmark (EAP, EAP-RelP, EAP-IG over the whole graph)')
     .option('--profile', 'per-kernel CPU profile of a forward and a forward+backward', false)
     .option('--seed <n>', 'seed of the random weights', (v) => Number(v), 0)
     .option('--out <path>', 'where to write the JSON result', join(ROOT, 'bench/results.json'))
@@ -757,7 +759,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const a = program.opts<{
     quick: boolean; json: boolean; backend?: string; batch: number; pos: number; layers?: number; reps?: number;
-    threads: string; torch: boolean; scaling: boolean; matmul: boolean; profile: boolean; seed: number; out: string; sweeps: boolean;
+    threads: string; torch: boolean; scaling: boolean; matmul: boolean; profile: boolean; seed: number; out: string; sweeps: boolean; edges: boolean;
   }>();
   const threads = a.threads.split(',').map((s) => Number(s.trim()));
   if (threads.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -800,6 +802,16 @@ export async function main(argv: string[]): Promise<number> {
     const sweeps = await runSweepBench({ cfg, quick: a.quick, batch: a.batch, pos: a.pos, seed: a.seed, log });
     (result as BenchResult & { sweeps?: SweepBenchResult }).sweeps = sweeps;
     report += '\n\n' + formatSweepReport(sweeps);
+  }
+  if (a.edges) {
+    const { model } = buildModel(cfg, randomStateDict(cfg, { seed: a.seed }));
+    try {
+      const rows = runEdgeBench(model, a.quick ? 2 : a.batch, a.pos, log);
+      (result as BenchResult & { edges?: EdgeBenchRow[] }).edges = rows;
+      report += '\n\n' + formatEdgeReport(rows, a.quick ? 2 : a.batch, a.pos);
+    } finally {
+      model.dispose();
+    }
   }
   if (a.out) writeFileSync(a.out, JSON.stringify(result, null, 2) + '\n');
   if (a.json) {
