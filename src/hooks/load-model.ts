@@ -10,6 +10,7 @@ import { initBackend } from '../backend.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
 import { findWeights, loadCheckpoint, readCheckpointConfig } from '../models/checkpoint.ts';
 import { openStreamedCheckpoint } from '../models/streamed-checkpoint.ts';
+import { prefetchingSource } from '../models/prefetch-source.ts';
 import { chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
 import { checkpointSha256 } from '../io/file-hash.ts';
 
@@ -68,7 +69,9 @@ export async function loadModel(dir?: string, opts: LoadOptions = {}): Promise<L
   const tokenizer = existsSync(join(path, 'tokenizer.json')) ? await loadTokenizer(path) : undefined;
   const hfConfig = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>;
   if (execution.mode === 'streamed') {
-    const source = await openStreamedCheckpoint(path);
+    const opened = await openStreamedCheckpoint(path);
+    // Blocks are read one ahead on a second thread (RELP_PREFETCH=0: in this thread only).
+    const source = process.env.RELP_PREFETCH === '0' ? opened : prefetchingSource(path, opened);
     const model = HookedTransformer.fromBlockSource(source);
     return { model, tokenizer, path, hfConfig, sha256: source.hash(), format: 'safetensors', execution };
   }
