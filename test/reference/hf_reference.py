@@ -56,15 +56,31 @@ def fail(msg):
 
 
 # ---------------------------------------------------------------- loading
+class LazyTensor:
+    """One tensor of a safetensors file, decoded only when asked (a multi-GB checkpoint is never
+    held whole: the file is memory-mapped, and each tensor converted once, to the dtype asked)."""
+
+    def __init__(self, mm, start, end, dt, shape, path, name):
+        self.mm, self.start, self.end, self.dt, self.shape, self.path, self.name = mm, start, end, dt, tuple(shape), path, name
+
+    def numpy(self):
+        arr = np.frombuffer(self.mm[self.start:self.end], dtype=np.dtype(ST_DTYPES[self.dt]).newbyteorder("<"))
+        if self.dt == "BF16":  # bf16 is the top half of a float32
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        if arr.size != int(np.prod(self.shape, dtype=np.int64)):
+            fail(f"{self.path}: tensor {self.name} has {arr.size} values for shape {list(self.shape)}")
+        return arr.reshape(self.shape)
+
+
 def read_safetensors(path):
-    """Parse a .safetensors file with numpy: u64 LE header length, JSON header, raw little-endian data."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
+    """Parse a .safetensors file (u64 LE header length, JSON header, raw little-endian data) into
+    lazily decoded tensors over a memory map."""
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    if mm.size < 8:
         fail(f"{path}: too short for a safetensors file")
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data, out = raw[8 + n:], {}
+    (n,) = struct.unpack("<Q", mm[:8].tobytes())
+    header = json.loads(mm[8:8 + n].tobytes().decode("utf-8"))
+    out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -72,12 +88,7 @@ def read_safetensors(path):
         if dt not in ST_DTYPES:
             fail(f"{path}: tensor {name} has unsupported dtype {dt}")
         b, e = info["data_offsets"]
-        arr = np.frombuffer(data[b:e], dtype=np.dtype(ST_DTYPES[dt]).newbyteorder("<"))
-        if dt == "BF16":  # bf16 is the top half of a float32
-            arr = (arr.astype(np.uint32) << 16).view(np.float32)
-        if arr.size != int(np.prod(info["shape"], dtype=np.int64)):
-            fail(f"{path}: tensor {name} has {arr.size} values for shape {info['shape']}")
-        out[name] = arr.astype(np.float64).reshape(info["shape"])
+        out[name] = LazyTensor(mm, 8 + n + b, 8 + n + e, dt, info["shape"], path, name)
     return out
 
 
@@ -160,7 +171,7 @@ def load_model(model_dir, dtype):
             fail(f"{model_dir}: missing tensor {name}")
         if list(sd[name].shape) != list(shape):
             fail(f"{model_dir}: tensor {name} has shape {list(sd[name].shape)}, expected {list(shape)}")
-        return torch.tensor(sd[name], dtype=dtype)
+        return torch.tensor(sd[name].numpy(), dtype=dtype)
     zeros = lambda n: torch.zeros(n, dtype=dtype)
     P = {"blocks": []}
     t = cfg["type"]
