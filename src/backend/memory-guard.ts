@@ -77,6 +77,11 @@ function blockParams(cfg: ModelConfig): number {
   return attn + mlp + norms;
 }
 
+/** Bytes of one block's weights as a streamed model holds them on the heap (float32, with the fused q|k|v copy). */
+export function blockWeightBytes(config: ConfigInput): number {
+  return 4 * blockParams(resolveConfig(config));
+}
+
 /**
  * Estimated peak bytes of a forward (and backward) of `cfg` on a workload, weights included.
  * Within about 1.0–1.3× of the measured peak of live wasm buffers (see the test).

@@ -11,7 +11,8 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
 import { findWeights, loadCheckpoint, readCheckpointConfig } from '../models/checkpoint.ts';
 import { openStreamedCheckpoint } from '../models/streamed-checkpoint.ts';
 import { prefetchingSource } from '../models/prefetch-source.ts';
-import { chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
+import { blockWeightBytes, chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
+import type { ModelConfig } from '../models/config.ts';
 import { checkpointSha256 } from '../io/file-hash.ts';
 
 /** The embedded model's folder (shipped in the repo). */
@@ -44,6 +45,21 @@ export interface LoadOptions {
   stream?: boolean;
 }
 
+/**
+ * Blocks up to this size (float32 bytes) are read one ahead on a second thread. A block in flight
+ * costs about two more blocks of process memory (the reader's arrays and the one waiting), so
+ * larger blocks (an 8B model's are 0.9 GB) are read in the computing thread, keeping its peak
+ * memory low.
+ */
+export const PREFETCH_MAX_BLOCK_BYTES = 400e6;
+
+/** Whether a streamed model reads ahead: RELP_PREFETCH=1 / 0 forces it, else by block size. */
+function prefetchBlocks(config: ModelConfig): boolean {
+  const env = process.env.RELP_PREFETCH;
+  if (env === '1' || env === '0') return env === '1';
+  return blockWeightBytes(config) <= PREFETCH_MAX_BLOCK_BYTES;
+}
+
 /** The stream setting from the options, else RELP_STREAM_WEIGHTS. */
 function streamSetting(opts: LoadOptions): boolean | undefined {
   if (opts.stream !== undefined) return opts.stream;
@@ -70,8 +86,7 @@ export async function loadModel(dir?: string, opts: LoadOptions = {}): Promise<L
   const hfConfig = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as Record<string, unknown>;
   if (execution.mode === 'streamed') {
     const opened = await openStreamedCheckpoint(path);
-    // Blocks are read one ahead on a second thread (RELP_PREFETCH=0: in this thread only).
-    const source = process.env.RELP_PREFETCH === '0' ? opened : prefetchingSource(path, opened);
+    const source = prefetchBlocks(config) ? prefetchingSource(path, opened) : opened;
     const model = HookedTransformer.fromBlockSource(source);
     return { model, tokenizer, path, hfConfig, sha256: source.hash(), format: 'safetensors', execution };
   }
