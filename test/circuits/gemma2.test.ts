@@ -7,6 +7,8 @@
  * - all edges patched from the clean run give the clean logits, none the corrupt logits, and
  *   faithfulness of the full circuit is 1;
  * - EAP is the α → 0 limit of exact edge patching (central difference), edge by edge;
+ * - Σ of EAP (EAP-RelP) over a node's outgoing edges = node-level AtP (RelP) of its pre-norm
+ *   output from the model's own backward (the post-norm Jacobians, LN-rule included, add up);
  * - every method leaves no tensors behind; a streamed model is refused with a reason;
  * - `relp circuit --method eap,eap-relp,eap-ig,exact --gqa grouped|per-head` runs on the folder.
  */
@@ -16,7 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
-import { buildGraph, edgeAt, type CircuitGraph, type GqaConvention } from '../../src/circuits/graph.ts';
+import { buildGraph, edgeAt, headNode, mlpNode, type CircuitGraph, type GqaConvention } from '../../src/circuits/graph.ts';
+import { logitDiff } from '../../src/patching/metrics.ts';
+import { resolveRules, type RuleSet } from '../../src/rules/rules.ts';
 import { graphForward } from '../../src/circuits/graph-forward.ts';
 import { attributeEdges, exactEdgeScores, EDGE_METHODS } from '../../src/circuits/attribute.ts';
 import { evaluateCircuits } from '../../src/circuits/faithfulness.ts';
@@ -91,6 +95,57 @@ describe.each(['grouped', 'per-head'] as const)('gemma2, --gqa %s', (gqa) => {
       expect(tf.memory().numTensors, method).toBe(before);
       expect(r.scores.every(Number.isFinite), method).toBe(true);
       expect(Math.max(...Array.from(r.scores, Math.abs)), method).toBeGreaterThan(1e-3);
+    }
+    model.dispose();
+  });
+});
+
+/**
+ * Node-level AtP / RelP of each node's pre-norm output, from the model's own backward (no graph
+ * code): the input at blocks.0.hook_resid_pre, head h at attn.hook_z (a_h = z_h·W_O[h] is linear
+ * in z), MLP l at mlp.hook_post (its output before ln2_post is hook_post·W_out, linear). Raw
+ * logit difference, batch mean. In graph node order.
+ */
+function nodeScores(model: HookedTransformer, rules: RuleSet | undefined): Float64Array {
+  const { nLayers: L, nHeads: H } = model.cfg;
+  const names = ['blocks.0.hook_resid_pre'];
+  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_z`, `blocks.${l}.mlp.hook_post`);
+  const metric = (logits: tf.Tensor3D) => tf.tidy(() => {
+    const last = tf.squeeze(tf.slice(logits, [0, logits.shape[1] - 1, 0], [-1, 1, -1]), [1]) as tf.Tensor2D;
+    const pick = (ids: number[]) => tf.sum(tf.mul(last, tf.oneHot(ids, last.shape[1])), 1);
+    return tf.mean(tf.sub(pick(data.answerIds), pick(data.wrongIds))) as tf.Scalar;
+  });
+  const clean = model.runWithCache(data.clean, { names });
+  const g = model.runWithCacheAndGrads(data.corrupt, metric, { names, rules });
+  const s = new Float64Array(graphOf(model, 'grouped').nodes.length - 1);
+  const dot = (n: string, axes: number[]) => tf.tidy(() => tf.sum(tf.mul(tf.sub(clean.cache[n], g.cache[n]), g.grads[n]), axes).dataSync());
+  s[0] = dot(names[0], [0, 1, 2])[0];
+  for (let l = 0; l < L; l++) {
+    const z = dot(`blocks.${l}.attn.hook_z`, [0, 1, 3]); // [head]
+    for (let h = 0; h < H; h++) s[headNode(H, l, h)] = z[h];
+    s[mlpNode(H, l)] = dot(`blocks.${l}.mlp.hook_post`, [0, 1, 2])[0];
+  }
+  tf.dispose([clean.logits, g.logits, g.value, ...Object.values(clean.cache), ...Object.values(g.cache), ...Object.values(g.grads)]);
+  return s;
+}
+
+describe('gemma2: edges add up to nodes', () => {
+  it.each([
+    { method: 'eap', rules: undefined },
+    { method: 'eap-relp', rules: 'relp' },
+  ] as const)('Σ of $method over each node\'s outgoing edges = node-level attribution of its pre-norm output, to 1e-5', async ({ method, rules }) => {
+    const { model } = await hfModel(OPTS);
+    for (const gqa of ['grouped', 'per-head'] as const) {
+      const graph = graphOf(model, gqa);
+      const e = attributeEdges(model, graph, data, { method, rules: 'relp', metric: logitDiff });
+      const sums = new Float64Array(graph.nodes.length - 1);
+      for (const t of graph.targets) for (let u = 0; u < t.nUp; u++) sums[u] += e.scores[t.edgeOffset + u];
+      const want = nodeScores(model, rules ? resolveRules(rules) : undefined);
+      const scale = Math.max(...want.map(Math.abs));
+      expect(scale).toBeGreaterThan(0.1); // not a vacuous comparison
+      const worst = Math.max(...want.map((w, u) => Math.abs(sums[u] - w) / scale));
+      console.log(`gemma2 ${gqa} ${method}: worst |Σ edges − node| / max |node| = ${worst.toExponential(2)} (scale ${scale.toFixed(3)})`);
+      expect(worst).toBeLessThan(1e-5);
     }
     model.dispose();
   });
