@@ -18,6 +18,8 @@
  * the batch (graph-forward.ts, {@link kvCopies}), and copy r's kv-head gradient is query head
  * j·g + r's. Replacing one of these hooks changes only what that target
  * reads, so one backward pass scores every edge. Node outputs come from `runWithCache`.
+ * With post-norms (Gemma-2, post-norm.ts) a node of layer l' scores against J_PN(S)ᵀ ∂m/∂in_t,
+ * the post-norm's Jacobian at the pass's live pre-norm sum S (closed form, all targets at once).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CacheAndGrads, HookedTransformer } from '../hooks/hooked-transformer.ts';
@@ -102,20 +104,13 @@ function first(x: tf.Tensor): tf.Tensor {
 
 /**
  * Hooks holding the node outputs: `input` = blocks.0.hook_resid_pre (embed + pos), head h of
- * layer l = blocks.{l}.attn.hook_result[:, :, h] (z_h·W_O[h], no b_O), MLP l = blocks.{l}.hook_mlp_out,
- * or with post-norms the MLP's output before ln2_post (its hook_normalized · hook_scale).
+ * layer l = blocks.{l}.attn.hook_result[:, :, h] (z_h·W_O[h], no b_O), MLP l = blocks.{l}.hook_mlp_out
+ * (with post-norms the MLP's output before ln2_post instead, captured by {@link captureSums}).
  */
 function outputHooks(L: number, post: boolean): string[] {
   const names = ['blocks.0.hook_resid_pre'];
-  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_result`, ...(post ? postNormInputHooks(l, 2) : [`blocks.${l}.hook_mlp_out`]));
+  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_result`, ...(post ? [] : [`blocks.${l}.hook_mlp_out`]));
   return names;
-}
-
-/** MLP l's node output [B, P, D] from a cache of {@link outputHooks}. */
-function mlpOutput(cache: ActivationCache, l: number, post: boolean): tf.Tensor {
-  if (!post) return cache[`blocks.${l}.hook_mlp_out`];
-  const [scale, normalized] = postNormInputHooks(l, 2);
-  return tf.mul(cache[normalized], cache[scale]);
 }
 
 /** Node outputs [nNodes − 1, B, pos, d] of an unpatched run (forward only, so streamed models work too). Caller disposes. */
@@ -123,19 +118,23 @@ export function nodeOutputs(model: HookedTransformer, graph: CircuitGraph, token
   checkGraph(model, graph);
   const L = model.cfg.nLayers;
   const post = model.cfg.postNorms;
-  const { logits, cache } = model.runWithCache(tokens, { names: outputHooks(L, post), hooks, lastPositionOnly: true });
+  // Post-norms: the MLP outputs before ln2_post (new tensors, so a hook's own tensor is never cached and freed).
+  const sums: tf.Tensor[][] = [[], []];
+  const all = [...(hooks ?? []), ...(post ? captureSums(L, sums, [2]) : [])];
+  const { logits, cache } = model.runWithCache(tokens, { names: outputHooks(L, post), hooks: all, lastPositionOnly: true });
   try {
     return tf.tidy(() => {
       const parts: tf.Tensor[] = [tf.expandDims(cache['blocks.0.hook_resid_pre'], 0)];
       for (let l = 0; l < L; l++) {
         parts.push(tf.transpose(cache[`blocks.${l}.attn.hook_result`], [2, 0, 1, 3])); // [H, B, P, D]
-        parts.push(tf.expandDims(mlpOutput(cache, l, post), 0));
+        parts.push(tf.expandDims(post ? sums[1][l] : cache[`blocks.${l}.hook_mlp_out`], 0));
       }
       return tf.concat(parts, 0) as tf.Tensor4D;
     });
   } finally {
     logits.dispose();
     disposeCache(cache);
+    tf.dispose(sums.flat());
   }
 }
 
@@ -212,10 +211,10 @@ function scoresFromGrads(gp: GradPass, grads: ActivationCache, sums?: tf.Tensor[
 }
 
 /** Hooks keeping each post-norm's input (hook_normalized · hook_scale) in sums[kind − 1][l]; the caller disposes them. */
-function captureSums(L: number, sums: tf.Tensor[][]): Hook[] {
+function captureSums(L: number, sums: tf.Tensor[][], kinds: readonly PostNormKind[] = [1, 2]): Hook[] {
   const hooks: Hook[] = [];
   for (let l = 0; l < L; l++) {
-    for (const kind of [1, 2] as const) {
+    for (const kind of kinds) {
       const [scaleName, normName] = postNormInputHooks(l, kind);
       let scale: tf.Tensor | undefined;
       hooks.push({ name: scaleName, fn: (x) => void (scale = x) });

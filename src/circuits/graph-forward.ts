@@ -17,6 +17,11 @@
  *   (`per-head`, see `GqaConvention` in graph.ts); per-head runs g = nHeads / nKvHeads copies of the batch
  *   ({@link kvCopies}) so that each query head's keys and values come from its own input.
  *
+ * - with post-norms (Gemma-2) node outputs are taken before the norms (MLP l = ln2_post's input,
+ *   hook_normalized · hook_scale) and a target's patch term is, per upstream layer and norm,
+ *   PN(S + Δ_t) − PN(S) with S the live pre-norm sum (post-norm.ts): each target normalises the
+ *   sums it sees (MIB's convention). Other models keep the additive term.
+ *
  * Attention b_O is in every residual and never patched (it is no node's output), as in EAP-IG.
  * Several patch settings ("groups") run in one forward, stacked along the batch axis: [G·B, ...].
  */
