@@ -47,11 +47,6 @@ export function splitGraphHooks(hooks: Hook[] | undefined): { own: Hook[]; model
   return { own, model };
 }
 
-/** Whether the model's node outputs reach the residual through post-norms (Gemma-2). */
-export function hasPostNorms(model: HookedTransformer): boolean {
-  return model.cfg.postNorms;
-}
-
 /** Throw unless the post-norms of `model` can be handled (RMS norms, gains on the heap). */
 export function checkPostNorms(model: HookedTransformer): void {
   const cfg = model.cfg;
