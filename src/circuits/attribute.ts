@@ -18,6 +18,8 @@
  * the batch (graph-forward.ts, {@link kvCopies}), and copy r's kv-head gradient is query head
  * j·g + r's. Replacing one of these hooks changes only what that target
  * reads, so one backward pass scores every edge. Node outputs come from `runWithCache`.
+ * With post-norms (Gemma-2, post-norm.ts) a node of layer l' scores against J_PN(S)ᵀ ∂m/∂in_t,
+ * the post-norm's Jacobian at the pass's live pre-norm sum S (closed form, all targets at once).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { CacheAndGrads, HookedTransformer } from '../hooks/hooked-transformer.ts';
@@ -28,7 +30,9 @@ import type { PatchingData } from '../patching/data.ts';
 import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
-import { layerTargets, type CircuitGraph } from './graph.ts';
+import { headNode, layerTargets, mlpNode, type CircuitGraph } from './graph.ts';
+import { compileHooks } from '../hooks/hook-point.ts';
+import { postNormGain, postNormInputHooks, postNormScaleHook, postNormVjp, scaleHookOf, splitGraphHooks, type PostNormKind } from './post-norm.ts';
 import { checkGraph, copiesToHeads, firstCopy, graphForward, kvCopies, mergeCopiesHooks, sumCopies, type GraphForwardOptions } from './graph-forward.ts';
 
 /** Edge-scoring methods. */
@@ -81,13 +85,13 @@ function scalarMetric(metric: Metric, data: PatchingData, base: Baselines, ctx: 
 
 /**
  * Per-position scores of `T` targets from their input gradients: [P, n, T] with
- * [p, u, t] = Σ_b Σ_d delta[u, b, p, d] · grad[b, p, t, d].
+ * [p, u, t] = Σ_b Σ_d delta[start + u, b, p, d] · grad[b, p, t, d].
  * delta [≥n, B, P, D] (clean − corrupt node outputs), grad [B, P, T, D].
  */
-function targetScores(delta: tf.Tensor, grad: tf.Tensor, n: number): tf.Tensor3D {
+function targetScores(delta: tf.Tensor, grad: tf.Tensor, n: number, start = 0): tf.Tensor3D {
   const [, B, P, D] = delta.shape as number[];
   const T = grad.shape[2] as number;
-  const d = tf.reshape(tf.transpose(tf.slice(delta, [0, 0, 0, 0], [n, B, P, D]), [2, 0, 1, 3]), [P, n, B * D]); // [P, n, B·D]
+  const d = tf.reshape(tf.transpose(tf.slice(delta, [start, 0, 0, 0], [n, B, P, D]), [2, 0, 1, 3]), [P, n, B * D]); // [P, n, B·D]
   const g = tf.reshape(tf.transpose(grad, [1, 0, 3, 2]), [P, B * D, T]); // [P, B·D, T]
   return tf.matMul(d, g) as tf.Tensor3D; // [P, n, T]
 }
@@ -100,11 +104,12 @@ function first(x: tf.Tensor): tf.Tensor {
 
 /**
  * Hooks holding the node outputs: `input` = blocks.0.hook_resid_pre (embed + pos), head h of
- * layer l = blocks.{l}.attn.hook_result[:, :, h] (z_h·W_O[h], no b_O), MLP l = blocks.{l}.hook_mlp_out.
+ * layer l = blocks.{l}.attn.hook_result[:, :, h] (z_h·W_O[h], no b_O), MLP l = blocks.{l}.hook_mlp_out
+ * (with post-norms the MLP's output before ln2_post instead, captured by {@link captureSums}).
  */
-function outputHooks(L: number): string[] {
+function outputHooks(L: number, post: boolean): string[] {
   const names = ['blocks.0.hook_resid_pre'];
-  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_mlp_out`);
+  for (let l = 0; l < L; l++) names.push(`blocks.${l}.attn.hook_result`, ...(post ? [] : [`blocks.${l}.hook_mlp_out`]));
   return names;
 }
 
@@ -112,19 +117,24 @@ function outputHooks(L: number): string[] {
 export function nodeOutputs(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], hooks?: Hook[]): tf.Tensor4D {
   checkGraph(model, graph);
   const L = model.cfg.nLayers;
-  const { logits, cache } = model.runWithCache(tokens, { names: outputHooks(L), hooks, lastPositionOnly: true });
+  const post = model.cfg.postNorms;
+  // Post-norms: the MLP outputs before ln2_post (new tensors, so a hook's own tensor is never cached and freed).
+  const sums: tf.Tensor[][] = [[], []];
+  const all = [...(hooks ?? []), ...(post ? captureSums(L, sums, [2]) : [])];
+  const { logits, cache } = model.runWithCache(tokens, { names: outputHooks(L, post), hooks: all, lastPositionOnly: true });
   try {
     return tf.tidy(() => {
       const parts: tf.Tensor[] = [tf.expandDims(cache['blocks.0.hook_resid_pre'], 0)];
       for (let l = 0; l < L; l++) {
         parts.push(tf.transpose(cache[`blocks.${l}.attn.hook_result`], [2, 0, 1, 3])); // [H, B, P, D]
-        parts.push(tf.expandDims(cache[`blocks.${l}.hook_mlp_out`], 0));
+        parts.push(tf.expandDims(post ? sums[1][l] : cache[`blocks.${l}.hook_mlp_out`], 0));
       }
       return tf.concat(parts, 0) as tf.Tensor4D;
     });
   } finally {
     logits.dispose();
     disposeCache(cache);
+    tf.dispose(sums.flat());
   }
 }
 
@@ -148,6 +158,27 @@ interface GradPass {
   /** Node outputs of the corrupt run and clean − corrupt, [N, B, P, D]. */
   corrupt: tf.Tensor;
   delta: tf.Tensor;
+  /** Post-norm models: the gains γ, gains[kind − 1][l] (see post-norm.ts). */
+  gains?: tf.Tensor1D[][];
+}
+
+/**
+ * Post-norm models: scores [P, n, T] of T targets (input gradients g [B, P, T, D]) over the first
+ * n nodes. The input node scores with g; a node of layer l' with J_{PN}(S)ᵀ g, S the live pre-norm
+ * sum of its norm in this pass (sums[kind − 1][l'], [B, P, D]).
+ */
+function postNormScores(gp: GradPass, g: tf.Tensor, n: number, sums: tf.Tensor[][]): tf.Tensor3D {
+  const H = gp.graph.nHeads;
+  const own = compileHooks(splitGraphHooks(gp.opts.graphHooks).own);
+  const parts: tf.Tensor3D[] = [targetScores(gp.delta, g, 1)];
+  for (let l = 0; l < gp.graph.nLayers; l++) {
+    for (const [start, cnt, kind] of [[headNode(H, l, 0), H, 1], [mlpNode(H, l), 1, 2]] as [number, number, PostNormKind][]) {
+      if (start >= n) return tf.concat(parts, 1) as tf.Tensor3D;
+      const hook = scaleHookOf(own, postNormScaleHook(l, kind));
+      parts.push(tf.tidy(() => targetScores(gp.delta, postNormVjp(g, sums[kind - 1][l], gp.gains![kind - 1][l], gp.model.cfg.eps, !!gp.rules?.ln, hook), cnt, start)));
+    }
+  }
+  return tf.concat(parts, 1) as tf.Tensor3D;
 }
 
 /**
@@ -155,12 +186,15 @@ interface GradPass {
  * (q per head, k and v per kv head or per head, the MLP), and for l = L the logits' [P, n, 1], from the
  * targets' input gradients. Caller disposes.
  */
-function scoresFromGrads(gp: GradPass, grads: ActivationCache): tf.Tensor3D[] {
+function scoresFromGrads(gp: GradPass, grads: ActivationCache, sums?: tf.Tensor[][]): tf.Tensor3D[] {
   const L = gp.graph.nLayers;
   // Per-head GQA runs g copies of the batch: k / v gradients of copy r at kv head j are query head
   // j·g + r's; every other input is shared by the copies, so its gradient is their sum.
   const c = kvCopies(gp.graph);
   return tf.tidy(() => {
+    // Post-norm sums of the first copy (every copy computes the same residual stream).
+    const S = sums?.map((k) => k.map((x) => firstCopy(x, c)));
+    const score = (g: tf.Tensor, n: number) => (S ? postNormScores(gp, g, n, S) : targetScores(gp.delta, g, n));
     const out: tf.Tensor3D[] = [];
     for (let l = 0; l < L; l++) {
       const [q0, k0, v0, mlp0] = targetHooks(L, l).map((n) => grads[n]);
@@ -169,11 +203,25 @@ function scoresFromGrads(gp: GradPass, grads: ActivationCache): tf.Tensor3D[] {
       const g = tf.concat([q, k, v, tf.expandDims(mlp, 2)], 2);
       // Heads read a prefix no longer than the MLP's: score all with the MLP's, drop extras in accumulate.
       const ts = layerTargets(gp.graph, l);
-      out.push(targetScores(gp.delta, g, ts[ts.length - 1].nUp));
+      out.push(score(g, ts[ts.length - 1].nUp));
     }
-    out.push(targetScores(gp.delta, tf.expandDims(sumCopies(grads[targetHooks(L, L)[0]], c), 2), layerTargets(gp.graph, L)[0].nUp));
+    out.push(score(tf.expandDims(sumCopies(grads[targetHooks(L, L)[0]], c), 2), layerTargets(gp.graph, L)[0].nUp));
     return out;
   });
+}
+
+/** Hooks keeping each post-norm's input (hook_normalized · hook_scale) in sums[kind − 1][l]; the caller disposes them. */
+function captureSums(L: number, sums: tf.Tensor[][], kinds: readonly PostNormKind[] = [1, 2]): Hook[] {
+  const hooks: Hook[] = [];
+  for (let l = 0; l < L; l++) {
+    for (const kind of kinds) {
+      const [scaleName, normName] = postNormInputHooks(l, kind);
+      let scale: tf.Tensor | undefined;
+      hooks.push({ name: scaleName, fn: (x) => void (scale = x) });
+      hooks.push({ name: normName, fn: (x) => void (sums[kind - 1][l] = tf.keep(tf.mul(x, scale!))) });
+    }
+  }
+  return hooks;
 }
 
 /**
@@ -186,7 +234,10 @@ function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
   const { model, data, opts } = gp;
   const L = model.cfg.nLayers;
   const g = kvCopies(gp.graph);
-  const hooks: Hook[] = [...(opts.hooks ?? []), ...(opts.graphHooks ?? []), ...mergeCopiesHooks(L, g)];
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...splitGraphHooks(opts.graphHooks).model, ...mergeCopiesHooks(L, g)];
+  // Post-norm models: the live pre-norm sums of this pass, for the norms' Jacobians.
+  const sums: tf.Tensor[][] | undefined = gp.gains ? [[], []] : undefined;
+  if (sums) hooks.push(...captureSums(L, sums));
   const input = alpha === undefined ? undefined : tf.tidy(() => tf.add(first(gp.corrupt), tf.mul(first(gp.delta), alpha))); // [B, P, D]
   // x·0 keeps the embedding on the tape (a streamed block's backward differentiates w.r.t. its input).
   if (input) hooks.push({ name: 'blocks.0.hook_resid_pre', fn: (x) => tf.add(g === 1 ? input : tf.tile(input, [g, 1, 1]), tf.mul(x, 0)) });
@@ -197,9 +248,10 @@ function gradientPass(gp: GradPass, alpha: number | undefined): tf.Tensor3D[] {
   try {
     // Per-head GQA: the metric reads the first copy (all copies compute the same logits).
     r = model.runWithCacheAndGrads(tokens, (logits) => metric(firstCopy(logits, g) as tf.Tensor3D), { names, hooks, rules: gp.rules, splitQkvInput: true, lastPositionOnly: true });
-    return scoresFromGrads(gp, r.grads);
+    return scoresFromGrads(gp, r.grads, sums);
   } finally {
     input?.dispose();
+    if (sums) tf.dispose(sums.flat());
     if (r) {
       tf.dispose([r.logits, r.value]);
       disposeCache(r.cache, r.grads);
@@ -240,6 +292,7 @@ function accumulate(perPos: Float32Array, graph: CircuitGraph, layerVals: tf.Ten
  */
 export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, opts: AttributeOptions): EdgeScores {
   const method = parseEdgeMethod(opts.method);
+  checkGraph(model, graph); // refusals before any compute
   if (method === 'exact') {
     if (opts.perPosition) throw new Error('perPosition scores are only available for the gradient methods (eap, eap-relp, eap-ig)');
     return exactEdgeScores(model, graph, data, opts);
@@ -258,7 +311,8 @@ export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, da
   const clean = nodeOutputs(model, graph, data.clean, opts.hooks);
   const corrupt = nodeOutputs(model, graph, data.corrupt, opts.hooks);
   const delta = tf.sub(clean, corrupt); // [N, B, P, D]
-  const gp: GradPass = { model, graph, data, metric, base, ctx, rules, opts, corrupt, delta };
+  const gains = model.cfg.postNorms ? tf.tidy(() => ([1, 2] as const).map((k) => Array.from({ length: graph.nLayers }, (_, l) => tf.keep(tf.clone(postNormGain(model, l, k)))))) : undefined;
+  const gp: GradPass = { model, graph, data, metric, base, ctx, rules, opts, corrupt, delta, gains };
   try {
     progress.start(steps, method);
     for (let i = 0; i < steps; i++) {
@@ -269,7 +323,7 @@ export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, da
     progress.stop();
     disposeContext(ctx);
     base.cleanLogProbs.dispose();
-    tf.dispose([clean, corrupt, delta]);
+    tf.dispose([clean, corrupt, delta, ...(gains?.flat() ?? [])]);
   }
   const scores = new Float32Array(E);
   for (let e = 0; e < E; e++) {
@@ -307,6 +361,7 @@ export interface ExactOptions extends Omit<AttributeOptions, 'method' | 'rules' 
  */
 export function exactEdgeScores(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, opts: ExactOptions = {}): EdgeScores {
   const t0 = performance.now();
+  checkGraph(model, graph);
   const metric = resolveMetric(opts.metric);
   const alpha = opts.alpha ?? 1;
   if (!(alpha !== 0 && Number.isFinite(alpha))) throw new Error(`alpha must be a finite non-zero number, got ${alpha}`);

@@ -13,7 +13,7 @@ import type { PatchingData } from '../patching/data.ts';
 import { resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext } from '../patching/baselines.ts';
 import { headNode, type CircuitGraph } from './graph.ts';
-import { graphForward } from './graph-forward.ts';
+import { checkGraph, graphForward } from './graph-forward.ts';
 import { nodeOutputs } from './attribute.ts';
 import { pruneDangling, selectEdges, type Selection } from './prune.ts';
 import type { FaithfulnessCurve, MibCurveScores } from '../contracts/faithfulness.ts';
@@ -68,6 +68,7 @@ export function ablatedOutputs(model: HookedTransformer, graph: CircuitGraph, da
  */
 export function evaluateCircuits(model: HookedTransformer, graph: CircuitGraph, data: PatchingData, circuits: Uint8Array[], opts: FaithfulnessOptions = {}): CircuitEvaluation {
   const ablation = parseAblation(opts.ablation ?? 'corrupt');
+  checkGraph(model, graph); // refusals before any compute
   const base = resolveMetric(opts.metric);
   const metric: Metric = { ...base, normalise: false };
   const E = graph.nEdges;

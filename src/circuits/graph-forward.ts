@@ -17,6 +17,11 @@
  *   (`per-head`, see `GqaConvention` in graph.ts); per-head runs g = nHeads / nKvHeads copies of the batch
  *   ({@link kvCopies}) so that each query head's keys and values come from its own input.
  *
+ * - with post-norms (Gemma-2) node outputs are taken before the norms (MLP l = ln2_post's input,
+ *   hook_normalized · hook_scale) and a target's patch term is, per upstream layer and norm,
+ *   PN(S + Δ_t) − PN(S) with S the live pre-norm sum (post-norm.ts): each target normalises the
+ *   sums it sees (MIB's convention). Other models keep the additive term.
+ *
  * Attention b_O is in every residual and never patched (it is no node's output), as in EAP-IG.
  * Several patch settings ("groups") run in one forward, stacked along the batch axis: [G·B, ...].
  */
@@ -24,7 +29,9 @@ import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
 import type { RuleSet } from '../rules/rules.ts';
-import { layerTargets, mlpNode, type CircuitGraph, type GraphTarget } from './graph.ts';
+import { compileHooks, type CompiledHooks } from '../hooks/hook-point.ts';
+import { headNode, layerTargets, mlpNode, type CircuitGraph, type GraphTarget } from './graph.ts';
+import { checkPostNorms, postNormCorrection, postNormGain, postNormInputHooks, postNormScaleHook, scaleHookOf, splitGraphHooks, type PostNormKind } from './post-norm.ts';
 
 /** Patch edges: edge (u → t) of group g carries `coef[g·E + e] · (src(u) − live(u))` on top of the live value. */
 export interface EdgePatch {
@@ -57,7 +64,9 @@ export interface GraphForwardOptions {
   hooks?: Hook[];
   /**
    * Hooks on the model's per-head norm scales `blocks.{l}.ln1.hook_scale_q|k|v`, [G·B, pos, head
-   * (kv_head for k, v), 1], used when the forward splits q/k/v inputs (with a patch or probes).
+   * (kv_head for k, v), 1], used when the forward splits q/k/v inputs (with a patch or probes);
+   * with post-norms also on each reading target's post-norm scale,
+   * `blocks.{l}.ln1_post|ln2_post.hook_scale_targets` (post-norm.ts, {@link postNormScaleHook}).
    */
   graphHooks?: Hook[];
   /** Replace the `input` node's output (embed + pos), [B, pos, d_model] or [G·B, pos, d_model]. */
@@ -95,22 +104,25 @@ function coefTensor(coef: Float32Array | undefined, G: number, E: number, target
 }
 
 /**
- * Patch terms Σ_u coef[g, t, u] · (src(u) − live(u)) for `T` targets, [G·B, pos, T, d].
- * live: the first n live outputs, each [G·B, pos, d]; src [≥n, B, pos, d].
+ * Patch terms Σ_u coef[g, t, u] · (src(start + u) − live(start + u)) for `T` targets, [G·B, pos, T, d].
+ * live: the live outputs, each [G·B, pos, d] (n of them from `start` are read); src [≥start + n, B, pos, d].
  */
-function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: number): tf.Tensor {
+function patchTerm(coef: tf.Tensor3D, live: tf.Tensor[], src: tf.Tensor, G: number, start = 0): tf.Tensor {
   const n = coef.shape[2];
   const T = coef.shape[1];
   const [, B, P, D] = src.shape as number[];
   const X = B * P * D;
-  const liveS = tf.stack(live.slice(0, n).map((t) => tf.reshape(t, [G, X])), 1); // [G, n, X]
-  const srcS = tf.reshape(tf.slice(src, [0, 0, 0, 0], [n, B, P, D]), [1, n, X]); // [1, n, X]
+  const liveS = tf.stack(live.slice(start, start + n).map((t) => tf.reshape(t, [G, X])), 1); // [G, n, X]
+  const srcS = tf.reshape(tf.slice(src, [start, 0, 0, 0], [n, B, P, D]), [1, n, X]); // [1, n, X]
   const y = tf.reshape(tf.matMul(coef, tf.sub(srcS, liveS)), [G, T, B, P, D]); // [G, T, B, P, D]
   if (T === 1) return tf.reshape(y, [G * B, P, 1, D]);
   return tf.reshape(tf.transpose(y, [0, 2, 3, 1, 4]), [G * B, P, T, D]); // [G·B, P, T, D]
 }
 
-/** Throw unless `graph` is this model's graph and the model's node outputs add into its residual stream. */
+/**
+ * Throw unless `graph` is this model's graph and its node outputs reach the residual stream either
+ * additively or through post-norms that this code handles (post-norm.ts: RMS norms, resident weights).
+ */
 export function checkGraph(model: HookedTransformer, graph: CircuitGraph): void {
   const cfg = model.cfg;
   if (graph.nLayers !== cfg.nLayers || graph.nHeads !== cfg.nHeads || graph.nKvHeads !== cfg.nKvHeads) {
@@ -118,7 +130,8 @@ export function checkGraph(model: HookedTransformer, graph: CircuitGraph): void 
   }
   const topo = model.topology();
   if (!topo.headsAdditive || !topo.mlpAdditive) {
-    throw new Error(`edge circuits need node outputs that add into the residual stream; ${cfg.modelType} normalises attention and MLP outputs (post-norms), so per-head nodes do not decompose it`);
+    if (!cfg.postNorms) throw new Error(`edge circuits need node outputs that add into the residual stream, or post-norms; ${cfg.modelType} has neither`);
+    checkPostNorms(model);
   }
 }
 
@@ -186,6 +199,49 @@ interface ForwardState {
   E: number;
   /** Node outputs in node order, each [copies·G·B, pos, d]. */
   live: tf.Tensor[];
+  /** Post-norm models: gains, live pre-norm sums per layer and the graph's own scale hooks. */
+  post?: PostNormState;
+}
+
+/** What the post-norm corrections of a forward need (see post-norm.ts). */
+interface PostNormState {
+  eps: number;
+  /** γ per layer: gains[kind − 1][l], [d]. */
+  gains: tf.Tensor1D[][];
+  /** Live pre-norm sums: sums[kind − 1][l], [copies·G·B, pos, d] (set as the forward reaches them). */
+  sums: tf.Tensor[][];
+  own?: CompiledHooks;
+}
+
+/**
+ * The change of `T` targets' inputs, [copies·G·B, pos, T, d], for coefficients c [copies·G, T, n]:
+ * Σ_u c·(src − live) for additive models; for post-norm models the input node's term plus, per
+ * upstream layer and post-norm, PN(S + Δ_t) − PN(S) (post-norm.ts).
+ */
+function targetTerm(st: ForwardState, c: tf.Tensor3D): tf.Tensor {
+  const src = st.opts.patch!.src;
+  const GG = st.copies * st.G;
+  const post = st.post;
+  if (!post) return patchTerm(c, st.live, src, GG);
+  const [, T, n] = c.shape;
+  const H = st.graph.nHeads;
+  let acc = patchTerm(tf.slice(c, [0, 0, 0], [GG, T, 1]), st.live, src, GG); // the embedding adds linearly
+  for (let l = 0; l < st.graph.nLayers; l++) {
+    const blocks: [number, number, PostNormKind][] = [[headNode(H, l, 0), H, 1], [mlpNode(H, l), 1, 2]];
+    for (const [start, cnt, kind] of blocks) {
+      if (start >= n) return acc; // upstream nodes are a prefix: whole layers' heads, then the MLP
+      const S = post.sums[kind - 1][l];
+      const next = tf.tidy(() => {
+        const delta = patchTerm(tf.slice(c, [0, 0, start], [GG, T, cnt]), st.live, src, GG, start); // [GG·B, p, T, d]
+        const S1 = tf.expandDims(S, 2); // [GG·B, p, 1, d]
+        const X = tf.concat([S1, tf.add(S1, delta)], 2); // slot 0: the live sum
+        return tf.add(acc, postNormCorrection(X, post.gains[kind - 1][l], post.eps, scaleHookOf(post.own, postNormScaleHook(l, kind))));
+      });
+      acc.dispose();
+      acc = next;
+    }
+  }
+  return acc;
 }
 
 /** Coefficients [copies·G, T, n] of targets of one kind; k / v targets per query head are spread over the copies. Undefined when all zero. */
@@ -211,8 +267,7 @@ function layerHooks(st: ForwardState, l: number, split: boolean): Hook[] {
   const ts = layerTargets(graph, l);
   const nUpHead = ts[0].nUp;
   const byInput = [ts.slice(0, H), ts.slice(H, H + KT), ts.slice(H + KT, H + 2 * KT)];
-  const src = opts.patch?.src;
-  const hooks: Hook[] = [];
+  const hooks: Hook[] = st.post ? postNormHooks(st.post, l) : [];
   if (split) {
     (['q', 'k', 'v'] as const).forEach((name, which) => {
       hooks.push({
@@ -223,7 +278,7 @@ function layerHooks(st: ForwardState, l: number, split: boolean): Hook[] {
           const c = coefFor(st, byInput[which], nUpHead, which > 0 && g > 1);
           const probe = opts.probes?.[name][l];
           if (!c && !probe) return undefined;
-          let R: tf.Tensor = c ? tf.add(x, patchTerm(c, live, src!, g * st.G)) : x;
+          let R: tf.Tensor = c ? tf.add(x, targetTerm(st, c)) : x;
           if (probe) R = tf.add(R, name === 'q' ? tileCopies(probe, g) : headsToCopies(probe, g));
           return R;
         },
@@ -248,7 +303,7 @@ function layerHooks(st: ForwardState, l: number, split: boolean): Hook[] {
       const probe = opts.probes?.mlp[l];
       if (!c && !probe) return undefined;
       let R = x;
-      if (c) R = tf.add(R, tf.squeeze(patchTerm(c, live, src!, g * st.G), [2]));
+      if (c) R = tf.add(R, tf.squeeze(targetTerm(st, c), [2]));
       if (probe) R = tf.add(R, tileCopies(probe, g));
       return R;
     },
@@ -257,9 +312,25 @@ function layerHooks(st: ForwardState, l: number, split: boolean): Hook[] {
     name: `blocks.${l}.hook_mlp_out`,
     fn: (x) => {
       if (live.length !== mlpNode(H, l)) throw new Error(`internal: ${live.length} node outputs recorded before m${l}`);
-      live.push(x);
+      // With post-norms the MLP node's output is its value before ln2_post.
+      live.push(st.post ? st.post.sums[1][l] : x);
     },
   });
+  return hooks;
+}
+
+/**
+ * Hooks recording the live pre-norm sums of layer l's post-norms as hook_normalized · hook_scale
+ * (the norm's input; after any model hook at those points, e.g. a frozen scale).
+ */
+function postNormHooks(post: PostNormState, l: number): Hook[] {
+  const hooks: Hook[] = [];
+  for (const kind of [1, 2] as const) {
+    const [scaleName, normName] = postNormInputHooks(l, kind);
+    let scale: tf.Tensor | undefined;
+    hooks.push({ name: scaleName, fn: (x) => void (scale = x) });
+    hooks.push({ name: normName, fn: (x) => void (post.sums[kind - 1][l] = tf.mul(x, scale!)) });
+  }
   return hooks;
 }
 
@@ -283,12 +354,17 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
   const B = tokens.length;
   if (opts.patch) checkPatch(graph, opts.patch, G, B, model.cfg.dModel);
   // Split per-head inputs only when something changes or probes them (otherwise the model's own q/k/v).
-  const split = !!(opts.patch || opts.probes || opts.graphHooks?.length);
+  const gh = splitGraphHooks(opts.graphHooks);
+  const split = !!(opts.patch || opts.probes || gh.model.length);
   const copies = split ? kvCopies(graph) : 1;
   const st: ForwardState = { graph, opts, G, copies, E: graph.nEdges, live: [] };
+  if (model.cfg.postNorms) {
+    const gains = ([1, 2] as const).map((k) => Array.from({ length: L }, (_, l) => postNormGain(model, l, k)));
+    st.post = { eps: model.cfg.eps, gains, sums: [[], []], own: compileHooks(gh.own) };
+  }
   const tokensG = Array.from({ length: G * copies }, () => tokens).flat();
   let collected: tf.Tensor4D | undefined;
-  const hooks: Hook[] = [...(opts.hooks ?? []), ...(split ? (opts.graphHooks ?? []) : []), ...mergeCopiesHooks(L, copies)];
+  const hooks: Hook[] = [...(opts.hooks ?? []), ...(split ? gh.model : []), ...mergeCopiesHooks(L, copies)];
   hooks.push({
     name: 'blocks.0.hook_resid_pre',
     fn: (x) => {
@@ -305,7 +381,7 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
       let r = x; // the live residual stream
       const t = layerTargets(graph, L)[0];
       const c = coefFor(st, [t], t.nUp, false);
-      if (c) r = tf.add(r, tf.squeeze(patchTerm(c, st.live, opts.patch!.src, copies * G), [2]));
+      if (c) r = tf.add(r, tf.squeeze(targetTerm(st, c), [2]));
       if (opts.probes) r = tf.add(r, tileCopies(opts.probes.logits, copies));
       // The model's forward is tidied: keep the stacked outputs past its scope (the first copy: all are equal).
       if (opts.collectOutputs) collected = tf.keep(firstCopy(tf.stack(st.live), copies, 1)) as tf.Tensor4D;

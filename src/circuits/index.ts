@@ -25,6 +25,7 @@ export {
   type NodeKind,
 } from './graph.ts';
 export { graphForward, type EdgePatch, type GraphForwardOptions, type GraphProbes } from './graph-forward.ts';
+export { postNormScaleHook, type PostNormKind } from './post-norm.ts';
 export {
   attributeEdges,
   exactEdgeScores,

@@ -24,12 +24,12 @@ describe('edge attribution', () => {
     const eap = attributeEdges(model, graph, data, { method: 'eap', hooks: frozen.hooks, graphHooks: frozen.graphHooks });
     const exact = exactEdgeScores(model, graph, data, { hooks: frozen.hooks, graphHooks: frozen.graphHooks });
     frozen.dispose();
-    let maxAbs = 0;
-    for (let e = 0; e < graph.nEdges; e++) {
-      maxAbs = Math.max(maxAbs, Math.abs(exact.scores[e]));
-      expect(Math.abs(eap.scores[e] - exact.scores[e]), `edge ${e}`).toBeLessThan(1e-3);
-    }
+    const maxAbs = Math.max(...Array.from(exact.scores, Math.abs));
     expect(maxAbs).toBeGreaterThan(0.05); // not a vacuous comparison
+    // The frozen model is affine, so the first-order estimate is exact up to float32 rounding
+    // (measured 1.3e-6 of the largest score; every architecture: linearised.test.ts).
+    console.log(`gpt2 frozen: max |eap − exact| / max |exact| = ${(Math.max(...Array.from(exact.scores, (v, e) => Math.abs(v - eap.scores[e]))) / maxAbs).toExponential(2)}`);
+    for (let e = 0; e < graph.nEdges; e++) expect(Math.abs(eap.scores[e] - exact.scores[e]) / maxAbs, `edge ${e}`).toBeLessThan(1e-5);
     // with patterns frozen, q/k edges have no effect in both
     for (let e = 0; e < graph.nEdges; e++) if (edgeAt(graph, e).target.input === 'q') expect(Math.abs(exact.scores[e])).toBeLessThan(1e-5);
   });
