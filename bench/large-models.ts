@@ -211,15 +211,17 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     const pick = (lg: tf.Tensor3D) => (lg.shape[2] === 2 ? lg : tf.concat(ids.map((v) => tf.slice(lg, [0, 0, v], [-1, -1, 1])), 2));
     const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(pick(lg), tf.tensor1d([1, -1]))) as tf.Scalar;
     const key = stream ? 'streamed' : 'whole';
-    for (const [suffix, logitIds] of [['', ids], ['_all_vocab', undefined]] as const) {
+    // Large streamed models: one timed pass of each, no whole-vocabulary variant (minutes per pass).
+    const variants = whole ? ([['', ids], ['_all_vocab', undefined]] as const) : ([['', ids]] as const);
+    for (const [suffix, logitIds] of variants) {
       const fwd = () => m.model.forward(tokens, { lastPositionOnly: true, logitIds }).dispose();
       const bwd = () => {
         const r = m.model.runWithCacheAndGrads(tokens, metric, { names, lastPositionOnly: true, logitIds, rules: RULE_PRESETS.relp });
         tf.dispose([r.logits, r.value, ...Object.values(r.cache), ...Object.values(r.grads)]);
       };
-      const reps = stream && !whole ? 1 : 3;
-      out[`${key}_forward${suffix}_s`] = medianSeconds(fwd, reps);
-      out[`${key}_forward_backward${suffix}_s`] = medianSeconds(bwd, reps);
+      const reps = whole ? 3 : 1;
+      out[`${key}_forward${suffix}_s`] = medianSeconds(fwd, reps, whole);
+      out[`${key}_forward_backward${suffix}_s`] = medianSeconds(bwd, reps, whole);
       log(`${key}${suffix}: forward ${out[`${key}_forward${suffix}_s`].toFixed(2)} s, forward+backward (RelP) ${out[`${key}_forward_backward${suffix}_s`].toFixed(2)} s`);
     }
     const s = m.model.streamStats();
@@ -237,9 +239,9 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
   return out;
 }
 
-/** Median wall seconds of `reps` calls of `f`, after one untimed warm-up call. */
-function medianSeconds(f: () => void, reps: number): number {
-  f();
+/** Median wall seconds of `reps` calls of `f`, after one untimed warm-up call when `warm`. */
+function medianSeconds(f: () => void, reps: number, warm: boolean): number {
+  if (warm) f();
   const t: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
