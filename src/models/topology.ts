@@ -8,7 +8,9 @@
  *   of its own. An edge u → a{l}.kv{j}<k> is counted once (not once per query head it serves); its
  *   effect is on every query head of the group.
  * - Head outputs add linearly into the residual unless the architecture normalises the attention
- *   output (Gemma-2's post-attention norm): then per-head nodes do not decompose the residual.
+ *   output (Gemma-2's post-attention norm): then per-head outputs do not sum to the residual, and
+ *   circuits take MIB's convention (node outputs before the post-norm, the post-norm on the
+ *   reading side: src/circuits/post-norm.ts).
  */
 import type { ModelConfig } from './config.ts';
 
