@@ -39,6 +39,8 @@ const MODELS: { name: string; opts: HFCheckpointOptions }[] = [
   { name: 'gpt2', opts: { modelType: 'gpt2', seed: 51, std: 0.3, nHeads: 4, vocab: 50 } },
   { name: 'gpt_neox (parallel blocks)', opts: { modelType: 'gpt_neox', seed: 52, std: 0.3, nHeads: 4, vocab: 50 } },
   { name: 'llama (GQA 4/2)', opts: { modelType: 'llama', seed: 53, std: 0.3, nHeads: 4, nKvHeads: 2, vocab: 50 } },
+  { name: 'gpt_neox (sequential blocks)', opts: { modelType: 'gpt_neox', seed: 54, std: 0.3, nHeads: 4, vocab: 50, parallelResidual: false } },
+  { name: 'qwen2 (GQA 4/2, q/k/v biases)', opts: { modelType: 'qwen2', seed: 55, std: 0.3, nHeads: 4, nKvHeads: 2, vocab: 50 } },
 ];
 
 /** Σ over u's outgoing edges, per source node (the logits node has none). */

@@ -129,22 +129,49 @@ describe('relp circuit on grouped-query checkpoints', () => {
   writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
     JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
 
-  it.each(MODELS)('$name: relp circuit --method eap,eap-relp,eap-ig writes a circuit over the grouped graph', async ({ opts }) => {
+  it.each(MODELS)('$name: relp circuit --method eap,eap-relp,eap-ig,exact writes a circuit over the grouped graph', async ({ opts }) => {
     const { model, dir: modelDir } = await hfModel({ ...opts, vocab: VOCAB + 2 });
     writeWordTokenizer(modelDir, VOCAB + 2);
     const nEdges = graphOf(model).nEdges;
     model.dispose();
     const out = join(dir, opts.modelType);
-    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig', '--ig-steps', '2',
-      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--no-progress', '--json', '--out', out]);
+    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--ig-steps', '2',
+      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--workers', '1', '--no-progress', '--json', '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout) as { edges_total: number; circuit_edges: number; methods: Record<string, { auc: number }> };
     expect(summary.edges_total).toBe(nEdges);
     expect(summary.circuit_edges).toBeLessThanOrEqual(10); // top 10, less the dangling edges pruned
-    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig']);
+    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
     for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
     const circuit = readCircuitFile(out);
     expect(circuit.metadata.n_edges_total).toBe(nEdges);
-    for (const l of circuit.links) expect(Object.keys(l.scores!)).toEqual(['eap', 'eap-relp', 'eap-ig']);
+    for (const l of circuit.links) expect(Object.keys(l.scores!)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
+  });
+});
+
+describe('relp circuit on GPT-NeoX checkpoints (parallel and sequential blocks)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relp-neox-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
+    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+
+  it.each([
+    { name: 'parallel', opts: { modelType: 'gpt_neox', seed: 62, std: 0.3 } as HFCheckpointOptions },
+    { name: 'sequential', opts: { modelType: 'gpt_neox', seed: 63, std: 0.3, parallelResidual: false } as HFCheckpointOptions },
+  ])('$name: relp circuit --method eap,eap-relp,eap-ig,exact runs over the graph of its topology', async ({ name, opts }) => {
+    const { model, dir: modelDir } = await hfModel({ ...opts, vocab: VOCAB + 2 });
+    writeWordTokenizer(modelDir, VOCAB + 2);
+    const nEdges = graphOf(model).nEdges;
+    const mlpReadsHeads = model.topology().mlpReadsSameLayerHeads;
+    model.dispose();
+    expect(mlpReadsHeads).toBe(name === 'sequential');
+    const out = join(dir, name);
+    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--ig-steps', '2',
+      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--workers', '1', '--no-progress', '--json', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout) as { edges_total: number; methods: Record<string, { auc: number }> };
+    expect(summary.edges_total).toBe(nEdges);
+    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
+    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
   });
 });
