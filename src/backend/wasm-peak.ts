@@ -54,3 +54,4 @@ export function wasmHeapBytes(): number | undefined {
   const be = tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } };
   return be.wasm?.HEAPU8?.byteLength;
 }
+

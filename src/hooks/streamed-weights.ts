@@ -11,6 +11,10 @@ import type { BlockSource } from '../models/block-source.ts';
 import { buildBlockTensors, type BlockTensors } from '../models/forward.ts';
 import type { NormWeights } from '../models/parts/norm.ts';
 import { STREAM_CHUNK_FLOATS } from '../backend/memory-guard.ts';
+import { collectGarbage } from '../io/gc.ts';
+
+/** Blocks above this many bytes of float32 arrays are followed by a garbage collection. */
+const GC_BLOCK_BYTES = 64e6;
 
 
 /** Where a streamed run spent its time, in seconds (summed over calls). */
@@ -82,6 +86,8 @@ export class StreamedWeights {
   /** Read and upload block `l`; the caller disposes the result when the block is done. */
   uploadBlock(l: number): UploadedBlock {
     const sd = this.timedRead(() => this.source.readBlock(l));
+    let bytes = 0;
+    for (const a of sd.values()) bytes += a.data.byteLength;
     const t0 = performance.now();
     const params = new Map<string, tf.Tensor>();
     const created: tf.Tensor[] = [];
@@ -93,6 +99,8 @@ export class StreamedWeights {
     });
     this.stats.uploadSeconds += (performance.now() - t0) / 1000;
     this.stats.blocksUploaded++;
+    // The block's arrays are garbage now; large ones are collected at once, not blocks later.
+    if (bytes > GC_BLOCK_BYTES) collectGarbage();
     return {
       tensors: tensors!,
       dispose: () => {

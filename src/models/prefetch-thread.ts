@@ -6,6 +6,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { openStreamedCheckpoint } from './streamed-checkpoint.ts';
 import type { PrefetchReply } from './prefetch-source.ts';
+import { collectGarbage } from '../io/gc.ts';
 
 const { dir, port, flag } = workerData as { dir: string; port: MessagePort; flag: Int32Array };
 const source = await openStreamedCheckpoint(dir);
@@ -23,6 +24,7 @@ port.on('message', (l: number) => {
     // Arrays that view a shared buffer are copied once so each buffer is transferred alone.
     const own = tensors.map(([n, s, d]) => [n, s, d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice()] as [string, number[], Float32Array]);
     reply({ l, tensors: own }, [...new Set(own.map(([, , d]) => d.buffer as ArrayBuffer))]);
+    collectGarbage(); // the converter's intermediate arrays
   } catch (err) {
     reply({ l, error: err instanceof Error ? err.message : String(err) }, []);
   }
