@@ -26,7 +26,7 @@ function swapLastTwo(rank: number): number[] {
 }
 
 /**
- * A·Bᵀ as (B·Aᵀ)ᵀ for 2-D operands when that moves less data: transposing A, packing Aᵀ for XNNPACK
+ * A·Bᵀ as (B·Aᵀ)ᵀ for 2-D operands (or 3-D with a batch of one) when that moves less data: transposing A, packing Aᵀ for XNNPACK
  * and transposing the result (2·M·K + M·N floats) instead of transposing B and packing it (2·N·K). This is the backward of
  * every weight matmul, dX = dY·Wᵀ, where M (= batch·pos) is small next to the weight: 5× less data
  * for GPT-2's block matrices at M = 128, 95× for the unembedding. Returns undefined when not
@@ -35,15 +35,18 @@ function swapLastTwo(rank: number): number[] {
 function transposeBBySwap(args: KernelArgs, original: KernelConfig, transpose: KernelConfig): tf.TensorInfo | undefined {
   const a = args.inputs.a as tf.TensorInfo;
   const b = args.inputs.b as tf.TensorInfo;
-  if (a.shape.length !== 2 || b.shape.length !== 2) return undefined;
-  const [m, k] = a.shape;
-  const n = b.shape[0];
+  // 2-D operands, or 3-D with a batch of one (tf.matMul hands BatchMatMul [1, m, k] for 2-D inputs).
+  const r = a.shape.length;
+  if (r !== b.shape.length || (r !== 2 && !(r === 3 && a.shape[0] === 1 && b.shape[0] === 1))) return undefined;
+  const [m, k] = a.shape.slice(-2);
+  const n = b.shape[r - 2];
   // Floats moved: transpose A + pack Aᵀ + transpose C (swap) vs. transpose B + pack it (plain).
   if (2 * m * k + m * n >= 2 * n * k) return undefined;
   const backend = args.backend;
-  const aT = transpose.kernelFunc({ inputs: { x: a }, backend, attrs: { perm: [1, 0] } }) as tf.TensorInfo; // [k, m]
-  const cT = original.kernelFunc({ inputs: { a: b, b: aT }, backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as tf.TensorInfo; // [n, m]
-  const c = transpose.kernelFunc({ inputs: { x: cT }, backend, attrs: { perm: [1, 0] } }) as tf.TensorInfo; // [m, n]
+  const perm = swapLastTwo(r);
+  const aT = transpose.kernelFunc({ inputs: { x: a }, backend, attrs: { perm } }) as tf.TensorInfo; // [(1,) k, m]
+  const cT = original.kernelFunc({ inputs: { a: b, b: aT }, backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as tf.TensorInfo; // [(1,) n, m]
+  const c = transpose.kernelFunc({ inputs: { x: cT }, backend, attrs: { perm } }) as tf.TensorInfo; // [(1,) m, n]
   (backend as unknown as DisposableBackend).disposeData(aT.dataId);
   (backend as unknown as DisposableBackend).disposeData(cT.dataId);
   return c;
