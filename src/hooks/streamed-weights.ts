@@ -10,7 +10,8 @@ import type { ModelConfig } from '../models/config.ts';
 import type { BlockSource } from '../models/block-source.ts';
 import { buildBlockTensors, type BlockTensors } from '../models/forward.ts';
 import type { NormWeights } from '../models/parts/norm.ts';
-import { STREAM_CHUNK_FLOATS } from '../backend/memory-guard.ts';
+import { STREAM_CHUNK_FLOATS, heapLimitBytes } from '../backend/memory-guard.ts';
+import { wasmHeapBytes } from '../backend/wasm-peak.ts';
 import { collectGarbage } from '../io/gc.ts';
 
 /** Blocks above this many bytes of float32 arrays are followed by a garbage collection. */
@@ -83,8 +84,26 @@ export class StreamedWeights {
     }
   }
 
+  /**
+   * Refuse to go on when the wasm heap has grown past the budget. The estimate counts one block,
+   * but XNNPACK keeps a packed copy of every weight a matmul multiplies by, and freed blocks leave
+   * the heap fragmented: on an 8B model it grew block by block to 4.1 GB. Past about 4 GB the heap
+   * corrupts tensors silently, so relp stops here instead.
+   */
+  private checkHeap(l: number): void {
+    const heap = wasmHeapBytes();
+    const limit = heapLimitBytes();
+    if (heap !== undefined && heap > limit) {
+      throw new Error(
+        `the wasm heap grew to ${(heap / 1e9).toFixed(2)} GB while streaming block ${l} of ${this.cfg.nLayers}, over the budget of ${(limit / 1e9).toFixed(2)} GB ` +
+          `(the heap corrupts tensors silently near 4 GB), so relp stopped; use fewer prompts per pass, or a GPU backend`,
+      );
+    }
+  }
+
   /** Read and upload block `l`; the caller disposes the result when the block is done. */
   uploadBlock(l: number): UploadedBlock {
+    this.checkHeap(l);
     const sd = this.timedRead(() => this.source.readBlock(l));
     let bytes = 0;
     for (const a of sd.values()) bytes += a.data.byteLength;

@@ -249,6 +249,12 @@ export function runBlocks(cfg: ModelConfig, w: ForwardTensors, resid: tf.Tensor,
   if (stop < cfg.nLayers) return x;
   const xf = finalNorm(cfg, w.lnFinal, finalInput(x, opts.lastPositionOnly), opts); // [b, p, d]
   if (!opts.logitIds) return softcapLogits(cfg, linear(xf, w.WU, w.bU)); // [b, p, vocab]
+  if (tf.getBackend() !== 'wasm') {
+    // GPU backends bind a whole input to one kernel, and W_U can exceed that limit: unembed
+    // everything, then take the columns by slices (differentiable on every backend).
+    const all = linear(xf, w.WU, w.bU);
+    return softcapLogits(cfg, tf.concat(opts.logitIds.map((v) => tf.slice(all, [0, 0, v], [-1, -1, 1])), 2)); // [b, p, k]
+  }
   // Only the columns a metric reads: [d, k] instead of [d, vocab] (the largest matmul of a sweep).
   const ids = tf.tensor1d(Int32Array.from(opts.logitIds), 'int32');
   return softcapLogits(cfg, linear(xf, tf.gather(w.WU, ids, 1) as tf.Tensor2D, w.bU && (tf.gather(w.bU, ids) as tf.Tensor1D))); // [b, p, k]

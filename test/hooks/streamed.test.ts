@@ -128,4 +128,20 @@ describe('streamed model', () => {
     whole.dispose();
     streamed.dispose();
   });
+
+  it('stops, without computing on, when the wasm heap has grown past the budget', async () => {
+    const { whole, streamed } = await pair({ modelType: 'gpt2', seed: 57 });
+    const before = tf.memory().numTensors;
+    process.env.RELP_HEAP_LIMIT_GB = '0.001';
+    try {
+      expect(() => streamed.forward(TOKENS)).toThrow(/the wasm heap grew to \d+\.\d+ GB while streaming block 0 of 2, over the budget of 0\.00 GB/);
+    } finally {
+      delete process.env.RELP_HEAP_LIMIT_GB;
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const ok = streamed.forward(TOKENS); // under the usual budget it runs
+    ok.dispose();
+    whole.dispose();
+    streamed.dispose();
+  });
 });
