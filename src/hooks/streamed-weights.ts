@@ -14,6 +14,9 @@ import { STREAM_CHUNK_FLOATS, heapLimitBytes } from '../backend/memory-guard.ts'
 import { wasmHeapBytes } from '../backend/wasm-peak.ts';
 import { collectGarbage } from '../io/gc.ts';
 
+/** The heap check never stops a run below this heap size (a fresh wasm heap is tens of MB). */
+const MIN_HEAP_STOP_BYTES = 256e6;
+
 /** Blocks above this many bytes of float32 arrays are followed by a garbage collection. */
 const GC_BLOCK_BYTES = 64e6;
 
@@ -92,7 +95,8 @@ export class StreamedWeights {
    */
   private checkHeap(l: number): void {
     const heap = wasmHeapBytes();
-    const limit = heapLimitBytes();
+    // Never under the heap every process starts with (tens of MB), whatever RELP_HEAP_LIMIT_GB says.
+    const limit = Math.max(heapLimitBytes(), MIN_HEAP_STOP_BYTES);
     if (heap !== undefined && heap > limit) {
       throw new Error(
         `the wasm heap grew to ${(heap / 1e9).toFixed(2)} GB while streaming block ${l} of ${this.cfg.nLayers}, over the budget of ${(limit / 1e9).toFixed(2)} GB ` +
