@@ -23,7 +23,7 @@ export interface Metric {
   normalise: boolean;
   /**
    * `answers`: the metric reads only the answer and wrong tokens' logits, so a sweep unembeds
-   * just those (see {@link restrictVocabulary}); `all` (the default): the whole vocabulary.
+   * just those (see `restrictVocabulary` in patching/data.ts); `all` (the default): the whole vocabulary.
    */
   vocabulary?: 'answers' | 'all';
 }
