@@ -33,6 +33,11 @@ export interface WorkloadShape {
   /** Only the last position is unembedded: logits [batch, 1, vocab]. */
   lastPositionOnly?: boolean;
   /**
+   * Each head reads its own copy of the residual stream (`splitQkvInput`, edge circuits): the
+   * first norm and its hooks run on [batch, pos, head + 2·kv_head, d_model] per block.
+   */
+  splitQkv?: boolean;
+  /**
    * Weights streamed from disk one block at a time (hooks/streamed-weights.ts): the heap holds
    * one block, the small globals and one vocabulary chunk; a backward is block-wise.
    */
@@ -51,7 +56,7 @@ export const STREAM_CHUNK_FLOATS = 1 << 24;
  * (slices, rotate_half, cos/sin products), grouped-query attention the repeated keys and values),
  * fitted to and checked against the measured wasm heap in test/backend/memory-guard.test.ts.
  */
-function blockFloats(cfg: ModelConfig, batch: number, pos: number): number {
+function blockFloats(cfg: ModelConfig, batch: number, pos: number, splitQkv = false): number {
   const bp = batch * pos;
   const qkSize = bp * (cfg.nHeads + cfg.nKvHeads) * cfg.dHead;
   // LayerNorm (centering) and biases make GPT-2-style blocks heavier in [b, p, d] tensors than RMSNorm ones.
@@ -61,7 +66,9 @@ function blockFloats(cfg: ModelConfig, batch: number, pos: number): number {
   const mTensors = cfg.mlpKind === 'gated' ? (cheapAct ? 6 : 12) : 10;
   const rotary = cfg.positional === 'rotary' ? 6 * qkSize : 0;
   const gqa = cfg.nKvHeads < cfg.nHeads ? 2 * bp * cfg.nHeads * cfg.dHead : 0;
-  return bp * (dTensors * cfg.dModel + mTensors * cfg.dMlp) + rotary + gqa + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos;
+  // Split inputs: per-head residual copies, the norm's ~12 tensors on each, and the probes.
+  const split = splitQkv ? 12 * bp * (cfg.nHeads + 2 * cfg.nKvHeads) * cfg.dModel : 0;
+  return bp * (dTensors * cfg.dModel + mTensors * cfg.dMlp) + rotary + gqa + 4 * batch * cfg.nHeads * pos * pos + 2 * pos * pos + split;
 }
 
 /**
@@ -100,7 +107,7 @@ export function estimateBytes(config: ConfigInput, w: WorkloadShape): number {
   const pos = cfg.positional === 'learned' ? cfg.nCtx * d : 2 * cfg.nCtx * cfg.rotaryDim; // W_pos, or the cos/sin tables
   const finalNorm = d * (cfg.normBias || cfg.normType === 'gemma-rmsnorm' ? 2 : 1);
   const params = 2 * cfg.dVocab * d + (cfg.unembedBias ? cfg.dVocab : 0) + pos + cfg.nLayers * bw + finalNorm;
-  const block = blockFloats(cfg, w.batch, w.pos);
+  const block = blockFloats(cfg, w.batch, w.pos, w.splitQkv);
   const bv = w.batch * (w.lastPositionOnly ? 1 : w.pos) * cfg.dVocab; // logits
   const forward = cfg.nLayers * block + bp * 16 * d + 2 * bv;
   const backward = w.backward ? cfg.nLayers * block + bp * 24 * d + 4 * bv : 0;
@@ -122,7 +129,7 @@ function estimateStreamedBytes(cfg: ModelConfig, w: WorkloadShape): number {
   const chunk = Math.min(cfg.dVocab * d, STREAM_CHUNK_FLOATS);
   const pos = cfg.positional === 'learned' ? cfg.nCtx * d : 2 * cfg.nCtx * cfg.rotaryDim;
   const params = blockParams(cfg) + pos + 2 * d + (cfg.unembedBias ? cfg.dVocab : 0) + chunk + bp * d;
-  const block = blockFloats(cfg, w.batch, w.pos);
+  const block = blockFloats(cfg, w.batch, w.pos, w.splitQkv);
   const bv = rows * cfg.dVocab;
   const logits = 2 * rows * (chunk / d) + 4 * bv;
   const acts = w.backward ? (cfg.nLayers + 1) * bp * d + 3 * block + bp * 24 * d : cfg.nLayers * block + bp * 16 * d;

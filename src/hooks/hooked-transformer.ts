@@ -381,7 +381,7 @@ export class HookedTransformer {
    */
   forward(tokens: TokenInput | undefined, opts: ForwardOptions = {}): tf.Tensor3D {
     const [b, p] = this.inputShape(tokens, opts.resid);
-    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'this forward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed, splitQkv: !!opts.splitQkvInput }, 'this forward pass');
     if (this.trainable) return this.forwardRaw(tokens, opts); // training code manages its own scope
     return tf.tidy(() => this.forwardRaw(tokens, opts));
   }
@@ -432,7 +432,7 @@ export class HookedTransformer {
     // Each probed hook costs about 5 copies of its activation (probe, cache, gradient, tape), measured
     // in units of one residual stream [b, p, d_model].
     const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
-    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'a forward and backward pass');
+    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed, splitQkv: !!opts.splitQkvInput }, 'a forward and backward pass');
     if (this.streamed) return this.streamedGrads(tokens, metric, names, opts);
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
