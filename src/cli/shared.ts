@@ -44,14 +44,21 @@ export function addExecutionOptions(cmd: Command): Command {
 }
 
 /**
+ * Load a model with its tokenizer under the command's `--stream-weights` setting, which also goes
+ * to RELP_STREAM_WEIGHTS so worker threads load the same way.
+ */
+export function loadForCli(modelDir: string | undefined, o: ExecutionCliOptions): Promise<LoadedModel & { tokenizer: Tokenizer }> {
+  if (o.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = o.streamWeights ? '1' : '0';
+  return loadModelWithTokenizer(modelDir, { stream: o.streamWeights });
+}
+
+/**
  * Start the backend and load a model with its tokenizer (default: the embedded model), saying on
- * stderr how it runs (whole or streamed) and why. The stream setting goes to RELP_STREAM_WEIGHTS
- * too, so worker threads load the same way.
+ * stderr how it runs (whole or streamed) and why.
  */
 export async function setup(modelDir: string | undefined, o: ExecutionCliOptions = {}): Promise<LoadedModel & { tokenizer: Tokenizer }> {
   const backend = await initBackend();
-  if (o.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = o.streamWeights ? '1' : '0';
-  const m = await loadModelWithTokenizer(modelDir, { stream: o.streamWeights });
+  const m = await loadForCli(modelDir, o);
   process.stderr.write(`relp: model ${m.path} (${m.model.cfg.nLayers} layers, ${m.model.cfg.nHeads} heads, d_model ${m.model.cfg.dModel}) on ${backend}\n`);
   process.stderr.write(`relp: execution: ${m.execution.reason}\n`);
   return m;

@@ -40,7 +40,7 @@ import { groupByLength } from '../../tasks/ioi.ts';
 import { datasetTask, loadDataset } from '../../tasks/dataset.ts';
 import { makeProvenance, type Provenance } from '../../contracts/provenance.ts';
 import { prepareRunFolder } from '../../contracts/run-folder.ts';
-import { addDatasetOptions, addExecutionOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, type ExecutionCliOptions } from '../shared.ts';
+import { addDatasetOptions, addExecutionOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, loadForCli, type ExecutionCliOptions } from '../shared.ts';
 import { num } from '../output.ts';
 
 /** Parsed options of `relp circuit`. */
@@ -133,8 +133,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
   const spec = datasetSpec(opts);
   checkCircuitFlags(opts);
   if (opts.method?.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
-  if (opts.streamWeights !== undefined) process.env.RELP_STREAM_WEIGHTS = opts.streamWeights ? '1' : '0';
-  const loaded = await loadModelWithTokenizer(opts.model, { stream: opts.streamWeights });
+  const loaded = await loadForCli(opts.model, opts);
   const { model } = loaded;
   const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
