@@ -13,7 +13,7 @@
  * - `relp circuit --method eap,eap-relp,eap-ig,exact --gqa grouped|per-head` runs on the folder.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,9 +29,7 @@ import { readCircuitFile } from '../../src/contracts/circuit.ts';
 import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { memoryBlockSource } from '../helpers/memory-block-source.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
-import { writeWordTokenizer, words } from '../helpers/word-tokenizer.ts';
-import { runCli } from '../cli/run-cli.ts';
-import { cleanupHFModels, hfModel } from './hf-models.ts';
+import { cleanupHFModels, hfModel, runCircuitCli, writeWordDataset } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
 
@@ -168,22 +166,11 @@ describe('gemma2 on a streamed model', () => {
 describe('relp circuit on a gemma2 checkpoint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'relp-gemma2-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
-    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+  const dataset = writeWordDataset(dir, data.pairs);
 
   it.each(['grouped', 'per-head'] as const)('--gqa %s --method eap,eap-relp,eap-ig,exact writes a circuit', async (gqa) => {
-    const { model, dir: modelDir } = await hfModel({ ...OPTS, vocab: VOCAB + 2 });
-    writeWordTokenizer(modelDir, VOCAB + 2);
-    const graph = graphOf(model, gqa);
-    model.dispose();
     const out = join(dir, gqa);
-    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--gqa', gqa, '--ig-steps', '2',
-      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--no-progress', '--json', '--workers', '1', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout) as { edges_total: number; methods: Record<string, { auc: number }> };
-    expect(summary.edges_total).toBe(graph.nEdges);
-    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
-    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
+    const { graph } = await runCircuitCli(OPTS, VOCAB + 2, dataset, out, 'eap,eap-relp,eap-ig,exact', gqa, ['--gqa', gqa]);
     const circuit = readCircuitFile(out);
     expect(circuit.metadata.gqa).toBe(gqa);
     expect(circuit.metadata.n_edges_total).toBe(graph.nEdges);

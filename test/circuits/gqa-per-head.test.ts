@@ -17,7 +17,7 @@
  * - `relp circuit --gqa grouped|per-head --method eap,eap-relp,eap-ig,exact` runs on the checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -33,9 +33,7 @@ import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
 import { freezeAtCorrupt } from '../helpers/freeze.ts';
 import { readCircuitFile } from '../../src/contracts/circuit.ts';
-import { writeWordTokenizer, words } from '../helpers/word-tokenizer.ts';
-import { runCli } from '../cli/run-cli.ts';
-import { asMha, cleanupHFModels, hfModel } from './hf-models.ts';
+import { asMha, cleanupHFModels, hfModel, relDiff, runCircuitCli, writeWordDataset } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
 
@@ -43,17 +41,6 @@ const VOCAB = 50;
 const data = toPatchingData(randomPairs(3, 6, 17, VOCAB));
 
 const graphOf = (m: HookedTransformer, gqa: GqaConvention): CircuitGraph => buildGraph(m.cfg.nLayers, m.cfg.nHeads, { ...m.topology(), gqa });
-
-/** max |a − b| / max |b|. */
-function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
 
 /** Hooks freezing every norm scale, MLP ratio and pattern at the corrupt run (per-head LN1 scales as graph hooks). */
 function frozenAffine(model: HookedTransformer, d: PatchingData): { hooks: Hook[]; graphHooks: Hook[]; dispose: () => void } {
@@ -223,22 +210,11 @@ describe('n_kv_heads = n_heads', () => {
 describe('relp circuit --gqa on a grouped-query checkpoint (4 query heads, 2 kv heads)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'relp-gqa-per-head-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
-    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+  writeWordDataset(dir, data.pairs);
 
   it.each(['grouped', 'per-head'] as const)('--gqa %s --method eap,eap-relp,eap-ig,exact writes a circuit over that graph', async (gqa) => {
-    const { model, dir: modelDir } = await hfModel({ ...MODELS[0].opts, vocab: VOCAB + 2 });
-    writeWordTokenizer(modelDir, VOCAB + 2);
-    const graph = graphOf(model, gqa);
-    model.dispose();
     const out = join(dir, gqa);
-    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--gqa', gqa, '--ig-steps', '2',
-      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--no-progress', '--json', '--workers', '1', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout) as { edges_total: number; methods: Record<string, { auc: number }> };
-    expect(summary.edges_total).toBe(graph.nEdges);
-    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
-    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
+    const { graph } = await runCircuitCli(MODELS[0].opts, VOCAB + 2, join(dir, 'data.jsonl'), out, 'eap,eap-relp,eap-ig,exact', gqa, ['--gqa', gqa]);
     const circuit = readCircuitFile(out);
     expect(circuit.metadata.gqa).toBe(gqa);
     // Every link names a (node, input) target of this convention's graph.

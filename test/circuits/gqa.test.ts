@@ -14,7 +14,7 @@
  * - `relp circuit --method eap,eap-relp,eap-ig` runs on such a checkpoint folder.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,9 +25,7 @@ import { toPatchingData } from '../../src/patching/data.ts';
 import { readCircuitFile } from '../../src/contracts/circuit.ts';
 import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
-import { writeWordTokenizer, words } from '../helpers/word-tokenizer.ts';
-import { runCli } from '../cli/run-cli.ts';
-import { asMha, cleanupHFModels, hfModel } from './hf-models.ts';
+import { asMha, cleanupHFModels, hfModel, runCircuitCli, writeWordDataset } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
 
@@ -126,25 +124,14 @@ describe.each(MODELS)('$name', ({ opts }) => {
 describe('relp circuit on grouped-query checkpoints', () => {
   const dir = mkdtempSync(join(tmpdir(), 'relp-gqa-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
-    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+  const dataset = writeWordDataset(dir, data.pairs);
 
   it.each(MODELS)('$name: relp circuit --method eap,eap-relp,eap-ig,exact writes a circuit over the grouped graph', async ({ opts }) => {
-    const { model, dir: modelDir } = await hfModel({ ...opts, vocab: VOCAB + 2 });
-    writeWordTokenizer(modelDir, VOCAB + 2);
-    const nEdges = graphOf(model).nEdges;
-    model.dispose();
     const out = join(dir, opts.modelType);
-    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--ig-steps', '2',
-      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--workers', '1', '--no-progress', '--json', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout) as { edges_total: number; circuit_edges: number; methods: Record<string, { auc: number }> };
-    expect(summary.edges_total).toBe(nEdges);
+    const { graph, summary } = await runCircuitCli(opts, VOCAB + 2, dataset, out, 'eap,eap-relp,eap-ig,exact');
     expect(summary.circuit_edges).toBeLessThanOrEqual(10); // top 10, less the dangling edges pruned
-    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
-    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
     const circuit = readCircuitFile(out);
-    expect(circuit.metadata.n_edges_total).toBe(nEdges);
+    expect(circuit.metadata.n_edges_total).toBe(graph.nEdges);
     for (const l of circuit.links) expect(Object.keys(l.scores!)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
   });
 });
@@ -152,26 +139,13 @@ describe('relp circuit on grouped-query checkpoints', () => {
 describe('relp circuit on GPT-NeoX checkpoints (parallel and sequential blocks)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'relp-neox-cli-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'data.jsonl'), data.pairs.map((p) =>
-    JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+  const dataset = writeWordDataset(dir, data.pairs);
 
   it.each([
     { name: 'parallel', opts: { modelType: 'gpt_neox', seed: 62, std: 0.3 } as HFCheckpointOptions },
     { name: 'sequential', opts: { modelType: 'gpt_neox', seed: 63, std: 0.3, parallelResidual: false } as HFCheckpointOptions },
   ])('$name: relp circuit --method eap,eap-relp,eap-ig,exact runs over the graph of its topology', async ({ name, opts }) => {
-    const { model, dir: modelDir } = await hfModel({ ...opts, vocab: VOCAB + 2 });
-    writeWordTokenizer(modelDir, VOCAB + 2);
-    const nEdges = graphOf(model).nEdges;
-    const mlpReadsHeads = model.topology().mlpReadsSameLayerHeads;
-    model.dispose();
-    expect(mlpReadsHeads).toBe(name === 'sequential');
-    const out = join(dir, name);
-    const r = await runCli(['circuit', '--model', modelDir, '--dataset', join(dir, 'data.jsonl'), '--method', 'eap,eap-relp,eap-ig,exact', '--ig-steps', '2',
-      '--edges', '10', '--curve-points', '2', '--reference', 'none', '--workers', '1', '--no-progress', '--json', '--out', out]);
-    expect(r.code, r.stderr).toBe(0);
-    const summary = JSON.parse(r.stdout) as { edges_total: number; methods: Record<string, { auc: number }> };
-    expect(summary.edges_total).toBe(nEdges);
-    expect(Object.keys(summary.methods)).toEqual(['eap', 'eap-relp', 'eap-ig', 'exact']);
-    for (const m of Object.values(summary.methods)) expect(Number.isFinite(m.auc)).toBe(true);
+    const { graph } = await runCircuitCli(opts, VOCAB + 2, dataset, join(dir, name), 'eap,eap-relp,eap-ig,exact');
+    expect(graph.mlpReadsSameLayerHeads).toBe(name === 'sequential');
   });
 });

@@ -15,23 +15,12 @@ import { toPatchingData } from '../../src/patching/data.ts';
 import type { HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { memoryBlockSource } from '../helpers/memory-block-source.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
-import { cleanupHFModels, hfModel } from './hf-models.ts';
+import { cleanupHFModels, hfModel, relDiff } from './hf-models.ts';
 
 afterAll(cleanupHFModels);
 
 const VOCAB = 50;
 const data = toPatchingData(randomPairs(3, 6, 17, VOCAB));
-
-/** max |a − b| / max |b|. */
-function relDiff(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-}
 
 describe.each([
   { name: 'gpt2', opts: { modelType: 'gpt2', seed: 61, std: 0.3, vocab: VOCAB } as HFCheckpointOptions },
