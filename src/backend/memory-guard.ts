@@ -89,6 +89,28 @@ export function blockWeightBytes(config: ConfigInput): number {
   return 4 * blockParams(resolveConfig(config));
 }
 
+/** Share of the heap budget a streamed model may fill with blocks kept uploaded between passes. */
+export const BLOCK_CACHE_SHARE = 0.4;
+
+/**
+ * How many blocks a streamed model keeps uploaded between passes (its first ones): as many as fit
+ * in {@link BLOCK_CACHE_SHARE} of the heap budget, or in RELP_BLOCK_CACHE_GB (0 turns the cache
+ * off). Each counts twice its weights: XNNPACK keeps a packed copy of every matrix a resident
+ * block multiplies by. A model whose blocks all fit then streams only once; an 8B model's block
+ * (about 1 GB) never fits, so its heap holds one block at a time.
+ */
+export function cachedBlockCount(config: ConfigInput, env: NodeJS.ProcessEnv = process.env): number {
+  const cfg = resolveConfig(config);
+  const v = env.RELP_BLOCK_CACHE_GB;
+  let budget = BLOCK_CACHE_SHARE * heapLimitBytes(env);
+  if (v !== undefined && v !== '') {
+    const gb = Number(v);
+    if (!(gb >= 0)) throw new Error(`RELP_BLOCK_CACHE_GB must be a number of GB (0 turns the block cache off), got "${v}"`);
+    budget = gb * 1e9;
+  }
+  return Math.min(cfg.nLayers, Math.floor(budget / (2 * 4 * blockParams(cfg))));
+}
+
 /**
  * Estimated peak bytes of a forward (and backward) of `cfg` on a workload, weights included.
  * Within about 1.0–1.3× of the measured peak of live wasm buffers (see the test).
@@ -117,7 +139,7 @@ export function estimateBytes(config: ConfigInput, w: WorkloadShape): number {
 
 /**
  * Estimated peak bytes of a streamed call: one block's weights (uploaded, with the fused q|k|v
- * copy) and the globals instead of the model; one vocabulary chunk and its [rows, chunk] logits;
+ * copy), the blocks kept uploaded ({@link cachedBlockCount}) and the globals instead of the model; one vocabulary chunk and its [rows, chunk] logits;
  * a forward's activations (they live until the call ends, as in the whole-model forward); for a
  * block-wise backward, the residual saved at every block boundary plus one block recomputed on
  * the tape (forward and its gradients).
@@ -128,7 +150,8 @@ function estimateStreamedBytes(cfg: ModelConfig, w: WorkloadShape): number {
   const rows = w.batch * (w.lastPositionOnly ? 1 : w.pos);
   const chunk = Math.min(cfg.dVocab * d, STREAM_CHUNK_FLOATS);
   const pos = cfg.positional === 'learned' ? cfg.nCtx * d : 2 * cfg.nCtx * cfg.rotaryDim;
-  const params = blockParams(cfg) + pos + 2 * d + (cfg.unembedBias ? cfg.dVocab : 0) + chunk + bp * d;
+  const cache = 2 * cachedBlockCount(cfg) * blockParams(cfg);
+  const params = blockParams(cfg) + cache + pos + 2 * d + (cfg.unembedBias ? cfg.dVocab : 0) + chunk + bp * d;
   const block = blockFloats(cfg, w.batch, w.pos, w.splitQkv);
   const bv = rows * cfg.dVocab;
   const logits = 2 * rows * (chunk / d) + 4 * bv;

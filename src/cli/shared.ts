@@ -70,7 +70,7 @@ export function reportStreaming(m: LoadedModel): void {
   if (!s) return;
   const heap = wasmHeapBytes();
   const heapNote = heap === undefined ? '' : `; wasm heap ${(heap / 1e9).toFixed(2)} GB`;
-  process.stderr.write(`relp: streamed: ${s.blocksUploaded} blocks and ${s.chunksUploaded} vocabulary chunks uploaded; reading ${s.readSeconds.toFixed(1)} s, uploading ${s.uploadSeconds.toFixed(1)} s (in this process)${heapNote}\n`);
+  process.stderr.write(`relp: streamed: ${s.blocksUploaded} blocks and ${s.chunksUploaded} vocabulary chunks uploaded, ${s.cacheHits} uses of kept blocks; reading ${s.readSeconds.toFixed(1)} s, uploading ${s.uploadSeconds.toFixed(1)} s (in this process)${heapNote}\n`);
 }
 
 /** Print one JSON object on stdout. */

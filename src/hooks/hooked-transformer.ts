@@ -96,6 +96,11 @@ export type MetricFn = (logits: tf.Tensor3D) => tf.Scalar;
 export interface StreamOptions {
   /** Floats of one unembedding chunk [rows, d_model] (default 16M: 64 MB). */
   chunkFloats?: number;
+  /**
+   * How many blocks (the first ones) stay uploaded between passes (default 0: every block is
+   * uploaded each time it runs). `loadModel` keeps as many as the memory guard allows.
+   */
+  keepBlocks?: number;
 }
 
 /** Options to build a model. */
@@ -119,7 +124,7 @@ export class HookedTransformer {
   /** Weights on disk, uploaded block by block (streamed models only). */
   private readonly streamed?: StreamedWeights;
 
-  private constructor(cfg: ModelConfig, params: Map<string, tf.Tensor>, trainable: boolean, stream?: { source: BlockSource; chunkFloats?: number }) {
+  private constructor(cfg: ModelConfig, params: Map<string, tf.Tensor>, trainable: boolean, stream?: { source: BlockSource } & StreamOptions) {
     this.cfg = cfg;
     this.params = params;
     this.trainable = trainable;
@@ -128,7 +133,7 @@ export class HookedTransformer {
       this.owned.push(this.rotary.cos, this.rotary.sin);
     }
     if (stream) {
-      this.streamed = new StreamedWeights(cfg, stream.source, stream.chunkFloats);
+      this.streamed = new StreamedWeights(cfg, stream.source, stream.chunkFloats, stream.keepBlocks);
     } else if (!trainable) {
       let fw: ForwardTensors | undefined;
       // The tidy frees the intermediate transposes and keeps what it returns.
@@ -179,7 +184,7 @@ export class HookedTransformer {
   static fromBlockSource(source: BlockSource, opts: StreamOptions = {}): HookedTransformer {
     const c = resolveConfig(source.config);
     checkConfig(c);
-    return new HookedTransformer(c, new Map(), false, { source, chunkFloats: opts.chunkFloats });
+    return new HookedTransformer(c, new Map(), false, { source, ...opts });
   }
 
   /** `streamed` when weights are uploaded block by block from disk, `resident` when all sit on the heap. */

@@ -11,7 +11,7 @@ import { loadTokenizer, type Tokenizer } from '../tokenizer.ts';
 import { findWeights, loadCheckpoint, readCheckpointConfig } from '../models/checkpoint.ts';
 import { openStreamedCheckpoint } from '../models/streamed-checkpoint.ts';
 import { prefetchingSource } from '../models/prefetch-source.ts';
-import { blockWeightBytes, chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
+import { blockWeightBytes, cachedBlockCount, chooseExecution, type ExecutionChoice } from '../backend/memory-guard.ts';
 import type { ModelConfig } from '../models/config.ts';
 import { checkpointSha256 } from '../io/file-hash.ts';
 
@@ -87,7 +87,7 @@ export async function loadModel(dir?: string, opts: LoadOptions = {}): Promise<L
   if (execution.mode === 'streamed') {
     const opened = await openStreamedCheckpoint(path);
     const source = prefetchBlocks(config) ? prefetchingSource(path, opened) : opened;
-    const model = HookedTransformer.fromBlockSource(source);
+    const model = HookedTransformer.fromBlockSource(source, { keepBlocks: cachedBlockCount(config) });
     return { model, tokenizer, path, hfConfig, sha256: source.hash(), format: 'safetensors', execution };
   }
   const ck = await loadCheckpoint(path);

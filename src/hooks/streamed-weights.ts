@@ -13,6 +13,7 @@ import type { NormWeights } from '../models/parts/norm.ts';
 import { STREAM_CHUNK_FLOATS, heapLimitBytes } from '../backend/memory-guard.ts';
 import { wasmHeapBytes } from '../backend/wasm-peak.ts';
 import { collectGarbage } from '../io/gc.ts';
+import { markUsedOnce } from '../models/parts/linear.ts';
 
 /** The heap check never stops a run below this heap size (a fresh wasm heap is tens of MB). */
 const MIN_HEAP_STOP_BYTES = 256e6;
@@ -31,6 +32,8 @@ export interface StreamStats {
   blocksUploaded: number;
   /** Unembedding chunks uploaded. */
   chunksUploaded: number;
+  /** Blocks served from the blocks kept uploaded (no read, no upload). */
+  cacheHits: number;
 }
 
 /** One uploaded block: its forward layout and the tensors to free. */
@@ -41,7 +44,7 @@ export interface UploadedBlock {
 
 /** Streamed weights of one model (see the module comment). Call {@link dispose} to free the globals. */
 export class StreamedWeights {
-  readonly stats: StreamStats = { readSeconds: 0, uploadSeconds: 0, blocksUploaded: 0, chunksUploaded: 0 };
+  readonly stats: StreamStats = { readSeconds: 0, uploadSeconds: 0, blocksUploaded: 0, chunksUploaded: 0, cacheHits: 0 };
   /** Final norm weights (resident). */
   readonly lnFinal: NormWeights;
   /** [nCtx, d] learned positions (resident), when the model has them. */
@@ -49,15 +52,21 @@ export class StreamedWeights {
   /** [V] unembedding bias (resident), when the model has one. */
   readonly bU?: tf.Tensor1D;
   private readonly owned: tf.Tensor[] = [];
+  /** Blocks kept uploaded between passes, by layer. */
+  private readonly kept = new Map<number, UploadedBlock>();
+  private lastRead?: number;
 
   /**
    * @param chunkFloats floats of one unembedding chunk [rows, d_model] (default 16M = 64 MB;
    *   the memory guard counts this size).
+   * @param keepBlocks how many blocks (the first ones) stay uploaded between passes (default 0;
+   *   `loadModel` passes the memory guard's {@link cachedBlockCount}).
    */
   constructor(
     readonly cfg: ModelConfig,
     readonly source: BlockSource,
     private readonly chunkFloats = STREAM_CHUNK_FLOATS,
+    private readonly keepBlocks = 0,
   ) {
     const g = this.timedRead(() => source.readGlobals());
     const up = (n: string) => {
@@ -105,10 +114,38 @@ export class StreamedWeights {
     }
   }
 
-  /** Read and upload block `l`; the caller disposes the result when the block is done. */
+  /**
+   * Block `l`'s tensors; the caller disposes the result when the block is done. A kept block
+   * ({@link keepBlocks}) is uploaded once and its dispose does nothing until {@link dispose}.
+   */
   uploadBlock(l: number): UploadedBlock {
+    const hit = this.kept.get(l);
+    if (hit) {
+      this.stats.cacheHits++;
+      return { tensors: hit.tensors, dispose: () => {} };
+    }
+    const keep = l < this.keepBlocks;
+    const block = this.readAndUpload(l, keep);
+    if (!keep) return block;
+    this.kept.set(l, block);
+    return { tensors: block.tensors, dispose: () => {} };
+  }
+
+  /**
+   * The block read after `l`, skipping kept ones: the next one in a forward (l + 1), the one
+   * before in a block-wise backward (l − 1; the direction is seen from the last block read); −1: none.
+   */
+  private nextToRead(l: number): number {
+    const down = this.lastRead !== undefined && l < this.lastRead;
+    this.lastRead = l;
+    const next = down ? l - 1 : Math.max(l + 1, this.keepBlocks);
+    return next >= this.keepBlocks && next < this.cfg.nLayers ? next : -1;
+  }
+
+  /** Read block `l` and upload it; `resident`: it stays for many passes, so XNNPACK may pack its matrices once. */
+  private readAndUpload(l: number, resident: boolean): UploadedBlock {
     this.checkHeap(l);
-    const sd = this.timedRead(() => this.source.readBlock(l));
+    const sd = this.timedRead(() => this.source.readBlock(l, this.nextToRead(l)));
     let bytes = 0;
     for (const a of sd.values()) bytes += a.data.byteLength;
     const t0 = performance.now();
@@ -120,6 +157,8 @@ export class StreamedWeights {
       for (const [name, a] of sd) params.set(name, tf.keep(tf.tensor(a.data, a.shape, 'float32')));
       tensors = buildBlockTensors(this.cfg, l, params, (t) => (created.push(tf.keep(t)), t));
     });
+    const { attn, mlp } = tensors!;
+    if (!resident) for (const w of [attn.qkvW, attn.oW, mlp.inW, mlp.gateW, mlp.outW]) if (w) markUsedOnce(w);
     this.stats.uploadSeconds += (performance.now() - t0) / 1000;
     this.stats.blocksUploaded++;
     // The block's arrays are garbage now; large ones are collected at once, not blocks later.
@@ -234,8 +273,10 @@ export class StreamedWeights {
     return out;
   }
 
-  /** Free the resident globals (the source stays open: close it separately). */
+  /** Free the resident globals and kept blocks (the source stays open: close it separately). */
   dispose(): void {
     for (const t of this.owned) t.dispose();
+    for (const b of this.kept.values()) b.dispose();
+    this.kept.clear();
   }
 }

@@ -20,8 +20,9 @@ export interface BlockSource {
   /**
    * Canonical tensors of block `l` only, named as canonicalShapes names them
    * (`blocks.{l}.ln1.w`, `blocks.{l}.attn.W_Q` [h, d, dh], `blocks.{l}.mlp.W_in` [d, m], ...).
+   * `next`: the block the caller reads after this one (−1: none), when it knows; a reader may start on it early.
    */
-  readBlock(l: number): StateDict;
+  readBlock(l: number, next?: number): StateDict;
   /**
    * Canonical non-block tensors except the embedding and unembedding matrices:
    * `ln_final.w` (and `.b`), `pos_embed.W_pos` [nCtx, d] (learned positions), `unembed.b_U` [V].

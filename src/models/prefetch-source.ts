@@ -76,13 +76,13 @@ class PrefetchingSource implements BlockSource {
     }
   }
 
-  readBlock(l: number): StateDict {
+  readBlock(l: number, hint?: number): StateDict {
     if (this.pending !== undefined && this.pending !== l) this.take(); // a wrong guess: drop it
     if (this.pending === undefined) this.request(l);
     const reply = this.take();
     if (reply.error !== undefined) throw new Error(reply.error);
     if (reply.l !== l) throw new Error(`internal: asked for block ${l}, the reading thread sent ${reply.l}`);
-    const next = this.last !== undefined && l < this.last ? l - 1 : l + 1;
+    const next = hint ?? (this.last !== undefined && l < this.last ? l - 1 : l + 1);
     this.last = l;
     if (next >= 0 && next < this.config.nLayers) this.request(next);
     return new Map(reply.tensors!.map(([name, shape, data]) => [name, { shape, data }]));

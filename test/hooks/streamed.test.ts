@@ -147,3 +147,34 @@ describe('streamed model', () => {
     streamed.dispose();
   });
 });
+
+describe('streamed model keeping its first blocks uploaded', () => {
+  it('gives the same values, uploads only the other blocks again, and frees the kept ones on dispose', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relp-stream-keep-'));
+    dirs.push(dir);
+    writeHFCheckpoint(dir, { modelType: 'llama', seed: 56, nHeads: 4, nKvHeads: 2, nLayers: 3 });
+    const ck = await loadCheckpoint(dir);
+    const whole = HookedTransformer.fromStateDict(ck.config, ck.stateDict);
+    const before = tf.memory().numTensors;
+    const kept = HookedTransformer.fromBlockSource(memoryBlockSource(whole.cfg, hfToCanonical(ck.config, ck.stateDict)), { keepBlocks: 2 });
+    const names = ['blocks.0.hook_resid_pre', 'blocks.1.hook_mlp_out', 'blocks.2.hook_attn_out'];
+    for (let pass = 0; pass < 2; pass++) {
+      const ra = whole.runWithCacheAndGrads(TOKENS, metric, { names, rules: RULE_PRESETS.relp, lastPositionOnly: true });
+      const rb = kept.runWithCacheAndGrads(TOKENS, metric, { names, rules: RULE_PRESETS.relp, lastPositionOnly: true });
+      for (const n of names) expect(relDiff(rb.grads[n], ra.grads[n]), `pass ${pass} grad ${n}`).toBeLessThan(1e-5);
+      expect(relDiff(rb.logits, ra.logits)).toBeLessThan(1e-5);
+      for (const r of [ra, rb]) {
+        tf.dispose([r.logits, r.value]);
+        disposeCache(r.cache, r.grads);
+      }
+    }
+    // Two passes, each a forward and a block-wise backward over 3 blocks: blocks 0 and 1 were
+    // uploaded once, block 2 four times; every other use of blocks 0 and 1 was served kept.
+    const s = kept.streamStats()!;
+    expect(s.blocksUploaded).toBe(2 + 4);
+    expect(s.cacheHits).toBe(2 * 4 - 2);
+    kept.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    whole.dispose();
+  });
+});
