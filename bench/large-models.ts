@@ -110,30 +110,37 @@ function runPatch(model: string, data: string, out: string, log: (s: string) => 
  */
 function compareStreamedWhole(model: string, data: string, work: string, log: (s: string) => void) {
   const methods = ['activation', 'atp', 'atp*', 'relp'];
-  const run = (flag: string) => {
-    const out = join(work, `cmp${flag}`);
+  const run = (flag: string, env: Record<string, string> = {}) => {
+    const out = join(work, `cmp${flag}${Object.keys(env).join('')}`);
     rmSync(out, { recursive: true, force: true });
     const args = [join(ROOT, 'bin/relp.js'), 'patch', '--model', model, '--dataset', data, '--methods', methods.join(','), '--components', COMPONENTS.join(','), '--workers', '1', flag, '--out', out, '--json'];
     const t0 = performance.now();
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, ...env } });
     if (r.status !== 0) throw new Error(`relp patch ${flag} failed: ${r.stderr.slice(-2000)}`);
     return { wall: (performance.now() - t0) / 1000, run: JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as RunScores };
   };
   const whole = run('--no-stream-weights');
   const streamed = run('--stream-weights');
+  // Every block uploaded each time it runs: the cost of streaming itself.
+  const uncached = run('--stream-weights', { RELP_BLOCK_CACHE_GB: '0' });
   const maxRel: Record<string, number> = {};
   for (const m of methods) {
     let err = 0;
     let scale = 0;
     for (const c of COMPONENTS) {
       const a = whole.run.scores[m][c].values.flat();
-      const b = streamed.run.scores[m][c].values.flat();
-      a.forEach((v, i) => ((err = Math.max(err, Math.abs(v - b[i]))), (scale = Math.max(scale, Math.abs(v)))));
+      for (const other of [streamed, uncached]) {
+        const b = other.run.scores[m][c].values.flat();
+        a.forEach((v, i) => ((err = Math.max(err, Math.abs(v - b[i]))), (scale = Math.max(scale, Math.abs(v)))));
+      }
     }
     maxRel[m] = err / scale;
   }
-  log(`streamed vs whole relp patch: ${methods.map((m) => `${m} ${maxRel[m].toExponential(1)}`).join(', ')}; wall ${streamed.wall.toFixed(1)} s vs ${whole.wall.toFixed(1)} s (${(streamed.wall / whole.wall).toFixed(2)}×)`);
-  return { max_rel_diff: maxRel, streamed_wall_s: streamed.wall, whole_wall_s: whole.wall, ratio: streamed.wall / whole.wall };
+  log(
+    `streamed vs whole relp patch: ${methods.map((m) => `${m} ${maxRel[m].toExponential(1)}`).join(', ')}; wall ${streamed.wall.toFixed(1)} s vs ${whole.wall.toFixed(1)} s (${(streamed.wall / whole.wall).toFixed(2)}×); ` +
+      `without kept blocks ${uncached.wall.toFixed(1)} s (${(uncached.wall / whole.wall).toFixed(2)}×)`,
+  );
+  return { max_rel_diff: maxRel, streamed_wall_s: streamed.wall, whole_wall_s: whole.wall, ratio: streamed.wall / whole.wall, uncached_wall_s: uncached.wall, uncached_ratio: uncached.wall / whole.wall };
 }
 
 /** Largest |relp − torch| / max |torch| per method and component. */
@@ -200,8 +207,12 @@ function runPatchAndReference(o: LargeBenchOptions, model: string, data: string,
 async function timePasses(dir: string, whole: boolean, log: (s: string) => void): Promise<Record<string, number>> {
   const { loadModel } = await import('../src/hooks/load-model.ts');
   const out: Record<string, number> = {};
-  for (const stream of whole ? [false, true] : [true]) {
-    const m = await loadModel(dir, { stream });
+  // On gpt2-small: whole, streamed keeping its blocks (all fit), and streamed uploading every block each time.
+  const modes = whole ? (['whole', 'streamed', 'streamed_uncached'] as const) : (['streamed'] as const);
+  for (const key of modes) {
+    if (key === 'streamed_uncached') process.env.RELP_BLOCK_CACHE_GB = '0';
+    const m = await loadModel(dir, { stream: key !== 'whole' });
+    delete process.env.RELP_BLOCK_CACHE_GB;
     const tokens = Array.from({ length: 4 }, (_, b) => Array.from({ length: 16 }, (_, i) => (b * 131 + i * 17) % 50000));
     const names = [0, m.model.cfg.nLayers - 1].map((l) => `blocks.${l}.hook_resid_pre`);
     // As a logit-difference sweep runs them: the last position, two vocabulary ids, RelP's rules;
@@ -210,7 +221,6 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
     // Slices, not gather: gather has no gradient on wasm.
     const pick = (lg: tf.Tensor3D) => (lg.shape[2] === 2 ? lg : tf.concat(ids.map((v) => tf.slice(lg, [0, 0, v], [-1, -1, 1])), 2));
     const metric = (lg: tf.Tensor3D) => tf.sum(tf.mul(pick(lg), tf.tensor1d([1, -1]))) as tf.Scalar;
-    const key = stream ? 'streamed' : 'whole';
     // Large streamed models: one timed pass of each, no whole-vocabulary variant (minutes per pass).
     const variants = whole ? ([['', ids], ['_all_vocab', undefined]] as const) : ([['', ids]] as const);
     for (const [suffix, logitIds] of variants) {
@@ -225,7 +235,7 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
       log(`${key}${suffix}: forward ${out[`${key}_forward${suffix}_s`].toFixed(2)} s, forward+backward (RelP) ${out[`${key}_forward_backward${suffix}_s`].toFixed(2)} s`);
     }
     const s = m.model.streamStats();
-    if (s) Object.assign(out, { streamed_read_s: s.readSeconds, streamed_upload_s: s.uploadSeconds, streamed_blocks: s.blocksUploaded });
+    if (s) Object.assign(out, { [`${key}_read_s`]: s.readSeconds, [`${key}_upload_s`]: s.uploadSeconds, [`${key}_blocks`]: s.blocksUploaded, [`${key}_kept_block_uses`]: s.cacheHits });
     const heap = wasmHeapBytes();
     if (heap !== undefined) out[`${key}_wasm_heap_gb`] = heap / 1e9; // the heap only grows: the peak so far
     m.model.dispose();
@@ -233,8 +243,11 @@ async function timePasses(dir: string, whole: boolean, log: (s: string) => void)
   // A RelP (or AtP) estimate costs the source run's forward plus one forward + backward at the base run.
   out.gradient_method_forward_equivalents = (out.streamed_forward_s + out.streamed_forward_backward_s) / out.streamed_forward_s;
   if (whole) {
-    out.streamed_over_whole_forward = out.streamed_forward_s / out.whole_forward_s;
-    out.streamed_over_whole_forward_backward = out.streamed_forward_backward_s / out.whole_forward_backward_s;
+    for (const k of ['streamed', 'streamed_uncached']) {
+      out[`${k}_over_whole_forward`] = out[`${k}_forward_s`] / out.whole_forward_s;
+      out[`${k}_over_whole_forward_backward`] = out[`${k}_forward_backward_s`] / out.whole_forward_backward_s;
+    }
+    out.uncached_gradient_method_forward_equivalents = (out.streamed_uncached_forward_s + out.streamed_uncached_forward_backward_s) / out.streamed_uncached_forward_s;
   }
   return out;
 }
