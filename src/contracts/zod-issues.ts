@@ -25,7 +25,7 @@ export function jsonPath(path: readonly PropertyKey[]): string {
 }
 
 /** The value at `path` in `raw` (undefined when the path leaves the data). */
-function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+export function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   let v = raw;
   for (const key of path) {
     if (v === null || typeof v !== 'object') return undefined;

@@ -8,6 +8,7 @@
  *   clean prompt's wrong token (logit difference flips sign on a model that does IOI).
  */
 import { mulberry32 } from '../models/state-dict.ts';
+import { AnswerInContextError, answerInContext } from './answer.ts';
 import { fillTemplate, ioiTemplates, type IoiOrder, type IoiTemplate } from './ioi-templates.ts';
 import type { PairBatch, PromptPair, TokenEncoder } from './types.ts';
 import { NAMES, OBJECTS, PLACES } from './vocab.ts';
@@ -63,9 +64,14 @@ export function filterSingleTokenWords(tokenizer: TokenEncoder, words: readonly 
   return { kept, dropped };
 }
 
-/** Single token id of " word" (caller has filtered the word). */
-function tokenOf(tokenizer: TokenEncoder, word: string): number {
-  return tokenizer.singleToken(' ' + word);
+/** Token id that " word" adds after `prompt` (see `answerInContext`); the error names the prompt. */
+function tokenAfter(tokenizer: TokenEncoder, prompt: string, promptIds: number[], word: string): number {
+  try {
+    return answerInContext(tokenizer, prompt, ' ' + word, promptIds);
+  } catch (e) {
+    if (!(e instanceof AnswerInContextError)) throw e;
+    throw new Error(`generateIoi: " ${word}" after the prompt ${JSON.stringify(prompt)} ${e.message}`);
+  }
 }
 
 /** Picks `k` distinct items uniformly (partial Fisher-Yates on a copy). */
@@ -90,12 +96,13 @@ function pick<T>(rand: () => number, items: readonly T[]): T {
  * template, names, place and object are drawn uniformly.
  *
  * Names, places and objects are filtered to those that are single tokens as " word" under
- * `tokenizer`; fewer than 3 names left is an error. Each pair's `meta` holds: `template` (index into
+ * `tokenizer`; fewer than 3 names left is an error. `answerId` / `wrongId` are the tokens " IO" / " S"
+ * add after the clean prompt (`answerInContext`). Each pair's `meta` holds: `template` (index into
  * the BABA list), `order` ("BABA"/"ABBA"), `io`, `s`, `c` (abc only), `place`, `object`, and the token
  * positions `ioPos`, `s1Pos`, `s2Pos`, `endPos` (last prompt token) in `cleanIds`.
  *
- * @throws if options are invalid, too few names survive the filter, or clean and corrupt tokenize
- *   to different lengths.
+ * @throws if options are invalid, too few names survive the filter, clean and corrupt tokenize
+ *   to different lengths, or a name does not add one token after the clean prompt.
  */
 export function generateIoi(tokenizer: TokenEncoder, opts: IoiOptions): PromptPair[] {
   const { n, seed, corruption } = opts;
@@ -148,8 +155,8 @@ export function generateIoi(tokenizer: TokenEncoder, opts: IoiOptions): PromptPa
           `  clean:   ${JSON.stringify(clean)}\n  corrupt: ${JSON.stringify(corrupt)}`,
       );
     }
-    const answerId = tokenOf(tokenizer, io);
-    const wrongId = tokenOf(tokenizer, s);
+    const answerId = tokenAfter(tokenizer, clean, cleanIds, io);
+    const wrongId = tokenAfter(tokenizer, clean, cleanIds, s);
     const ioPos = cleanIds.indexOf(answerId);
     const s1Pos = cleanIds.indexOf(wrongId);
     const s2Pos = cleanIds.lastIndexOf(wrongId);

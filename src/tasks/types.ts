@@ -23,6 +23,10 @@ export interface TokenEncoder {
   singleToken(text: string): number;
   /** Text of `ids`. */
   decode(ids: number[]): string;
+  /** Number of token ids: ids lie in [0, vocabSize). Datasets that give ids directly are checked against it. */
+  readonly vocabSize: number;
+  /** Id that out-of-vocabulary words map to, if the vocabulary has one (an answer must not be it). */
+  readonly unkTokenId?: number | undefined;
 }
 
 /**
@@ -30,8 +34,9 @@ export interface TokenEncoder {
  * `logit[answerId] - logit[wrongId]` at the last position.
  *
  * Invariants (checked by every producer in src/tasks): `cleanIds.length === corruptIds.length`,
- * `answer` and `wrong` are single tokens (`answerId`, `wrongId`), both with their leading space
- * (e.g. " Mary"), and both prompts end right before the answer token.
+ * `answerId` and `wrongId` are each the one token that `answer` / `wrong` adds after the clean
+ * prompt (see `answerInContext`; or the ids a dataset gives directly), and both prompts end
+ * right before the answer token.
  */
 export interface PromptPair {
   clean: string;

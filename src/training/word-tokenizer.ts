@@ -144,6 +144,8 @@ export function vocabEncoder(vocab: WordVocab): TokenEncoder {
       }
       return ids[0];
     },
+    vocabSize: vocab.tokens.length,
+    unkTokenId: vocab.unkId,
     decode: (ids: number[]) =>
       ids
         .map((id) => {
