@@ -88,7 +88,7 @@ console.log(`logit difference: clean ${ldClean.toFixed(3)}, corrupt ${ldCorrupt.
 // clean forward. A method is just a name plus how its backward pass differs from the plain
 // gradient, so a variant is one object: here RelP with the AH-rule (attention held constant),
 // under its own name. AtP*'s GradDrop reports mean |estimate| (a magnitude), so its sign does not
-// follow activation patching.
+// follow activation patching, and the table correlates it with |activation| instead.
 
 // %%
 const methods = [ATP, ATP_STAR, relpMethod('relp'), { ...relpMethod('relp-ah'), name: 'relp-ah' }];
@@ -99,7 +99,8 @@ const scores: Record<string, MethodScores> = { activation: act.scores, ...grad.s
 // %% [markdown]
 // ## The correlation table (RelP paper, Table 1 layout)
 //
-// Pearson r (and Spearman ρ) of each method's grid with activation patching's, per component.
+// Pearson r (and Spearman ρ) of each method's grid with activation patching's (AtP*'s with its
+// magnitude, |activation patching|), per component.
 
 // %%
 const table = correlationTable(scores);
@@ -126,8 +127,8 @@ await out.show(
 // for that, run this notebook on GPT-2 small (`RELP_NOTEBOOK_MODEL`, see the README).
 // Holding the attention pattern fixed (RelP-AH) lowers r to about 0.9: in IOI the answer depends
 // on *where* the heads attend (which name they move), and the AH-rule removes that path from the
-// backward pass. AtP*'s GradDrop scores are magnitudes, so against signed effects its Spearman ρ is
-// low by construction; its Pearson r reflects how well it finds the large cells.
+// backward pass. AtP*'s GradDrop scores are magnitudes, so its column is correlated with
+// |activation patching|: how well it finds the cells that matter, whatever their sign.
 
 // %% [markdown]
 // ## Heatmaps

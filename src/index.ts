@@ -30,7 +30,26 @@ export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } fro
 export { activationPatch, prepareActivationPatch, disposeActivationSetup, type ActivationPatchOptions, type ActivationSetup, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionResult } from './patching/attribution-patching.ts';
 export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
-export { correlate, correlationTable, formatCorrelationTable, type CorrelationCell, type CorrelationTable } from './patching/correlation.ts';
+export {
+  correlate,
+  correlationTable,
+  correlationWarning,
+  formatCorrelationTable,
+  isGradientMethod,
+  vanishingGradient,
+  DEGENERATE_TOLERANCE,
+  MAGNITUDE_METHODS,
+  type CorrelateOptions,
+  type CorrelationCell,
+  type CorrelationTable,
+  type CorrelationTableOptions,
+  type DefinedCorrelation,
+  type NoCorrelationNote,
+  type RunMetricRecord,
+  type ScoresByMethod,
+  type UndefinedCorrelation,
+  type UndefinedKind,
+} from './patching/correlation.ts';
 export { COMPONENT_ORDER, METHOD_ORDER, orderBy } from './patching/names.ts';
 // The file contracts: one schema, reader and writer per file kind (run.json, circuit.json, faithfulness.json, MIB's circuit file).
 export {

@@ -3,6 +3,7 @@
  * the batch and (by default) normalise so the corrupt run scores 0 and the clean run 1.
  */
 import * as tf from '@tensorflow/tfjs';
+import { KL_METRIC_NAME, NORMALISED_METRIC_NAME } from './names.ts';
 
 /** Per-prompt inputs a metric may need; tensors are [batch] (or [batch, vocab]). */
 export interface MetricContext {
@@ -42,7 +43,7 @@ export const logitDiff: Metric = {
 };
 
 /** The default: logit difference normalised so corrupt = 0 and clean = 1. */
-export const normalisedLogitDiff: Metric = { ...logitDiff, name: 'normalised_logit_diff', normalise: true };
+export const normalisedLogitDiff: Metric = { ...logitDiff, name: NORMALISED_METRIC_NAME, normalise: true };
 
 /** Probability difference p[answer] − p[wrong]. */
 export const probDiff: Metric = {
@@ -56,7 +57,7 @@ export const probDiff: Metric = {
 
 /** Negative KL(clean ‖ run) of the next-token distributions (0 on the clean run). */
 export const negKlToClean: Metric = {
-  name: 'neg_kl',
+  name: KL_METRIC_NAME,
   perPrompt: (x, c) => {
     const lp = tf.logSoftmax(x);
     return tf.neg(tf.sum(tf.mul(tf.exp(c.cleanLogProbs), tf.sub(c.cleanLogProbs, lp)), -1)) as tf.Tensor1D;

@@ -29,3 +29,11 @@ export function orderBy(names: Iterable<string>, order: readonly string[]): stri
   };
   return [...new Set(names)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
 }
+
+/**
+ * Run-file names of two metrics whose meaning the reports need without loading TensorFlow.js:
+ * KL to the clean distribution (0, its minimum, on the clean run) and the normalised logit
+ * difference (in units of clean − corrupt). metrics.ts defines the metrics with these names.
+ */
+export const KL_METRIC_NAME = 'neg_kl';
+export const NORMALISED_METRIC_NAME = 'normalised_logit_diff';

@@ -117,7 +117,8 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
     if (!id) return sendApiError(res, new ViewerDataError(404, 'invalid run id'));
     try {
       res.setHeader('Cache-Control', 'no-store');
-      res.json(correlationTable((await store.loadRun(id)).data.scores));
+      const run = (await store.loadRun(id)).data;
+      res.json(correlationTable(run.scores, { metric: run.metric }));
     } catch (err) {
       sendApiError(res, err);
     }

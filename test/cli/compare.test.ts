@@ -58,6 +58,21 @@ describe('relp compare', () => {
     expect(r.stdout).toMatch(/eap-relp\s+auc 0\.910/);
   });
 
+  it('prints no correlation for scores that are rounding noise, says why under the table, and warns in one line', async () => {
+    const d = join(dir, 'noise');
+    // logit_diff, clean 3, corrupt 0: S = max(3, max |activation| 0.9) = 3, so "all 0" means max |score| ≤ 3e-5.
+    const noise = act.map((row) => row.map((v) => v * 1e-9));
+    writeRunFile(d, { ...run, metric: { name: 'logit_diff', clean: 3, corrupt: 0, direction: 'denoising' }, scores: { ...run.scores, relp: { resid_pre: { axes: ['layer', 'pos'], shape: [2, 3], values: noise } } } });
+    const r = await runCli(['compare', d]);
+    expect(r.code, r.stderr).toBe(0);
+    const reason = "all scores are 0 (max |score| ≤ 1e-5 × S, S = max(|clean − corrupt|, max |activation|) = 3.00): a gradient estimate is all 0 when the metric's gradient vanishes at the base run, e.g. KL at the clean run";
+    expect(r.stdout).toMatch(/^resid_pre\s+0\.948 \( 0\.943\)\s+– \(all 0\)$/m);
+    expect(r.stdout).toContain(`note: – (all 0) relp (resid_pre): no correlation: ${reason}`);
+    expect(r.stderr.split('\n').filter((l) => l.includes('warning'))).toEqual([`relp: warning: no correlation for relp (resid_pre): ${reason}`]);
+    const j = JSON.parse((await runCli(['compare', d, '--json'])).stdout) as { correlations: { rows: { cells: Record<string, unknown> }[] } };
+    expect(j.correlations.rows[0]!.cells.relp).toEqual({ pearson: null, spearman: null, n: 6, kind: 'all-zero', reason });
+  });
+
   it('names a missing or corrupt run file', async () => {
     const bad = join(dir, 'bad');
     const r = await runCli(['compare', bad]);

@@ -79,7 +79,8 @@ describe('viewer in headless Chromium', () => {
     // Correlation table: one row per component, one column per method, values from the API.
     const api = await (await fetch(`${v.url}api/runs/ioi-small/correlations`)).json();
     const headers = await page.locator('#corr-table thead th').allTextContents();
-    expect(headers).toEqual(['component', 'atp', 'atp*', 'relp']);
+    // AtP* scores magnitudes: its column is against |activation| and says so.
+    expect(headers).toEqual(['component', 'atp', 'atp* vs |activation|', 'relp']);
     const relpCell = await page.locator('#corr-table tbody tr').first().locator('td').nth(2).textContent();
     expect(relpCell!.startsWith(String(Number(api.rows[0].cells.relp.pearson.toPrecision(3))))).toBe(true);
     // The scatter names r and ρ per method.

@@ -3,6 +3,7 @@
  * - every heatmap had its own unlabelled colour scale, so panels could not be compared by colour;
  * - a run without a circuit showed a "circuit" link that gave a 404;
  * - AtP* magnitudes stood beside signed scores with no note;
+ * - under KL noising the table showed correlations of rounding noise (every gradient estimate is 0);
  * - corrupt and old-version files must give named errors (truncated JSON, a missing field, a wrong
  *   type, an unknown version), and a version-1 file is still shown.
  */
@@ -34,6 +35,7 @@ describe('viewer findings in headless Chromium', () => {
     await write('unknown-version', JSON.stringify({ ...good(), version: 9, written_by: 'relp 9.1.0' }));
     const { written_by: _w, provenance: _p, ...v1 } = good();
     await write('version-1', JSON.stringify({ ...v1, version: 1 }));
+    await write('kl-noising', JSON.stringify({ ...good(), metric: { name: 'neg_kl', clean: 0, corrupt: -1.2, direction: 'noising' } }));
     v = await startViewer({ runsDir: fx.runsDir, port: 0 });
     browser = await launchChromium();
   });
@@ -83,7 +85,26 @@ describe('viewer findings in headless Chromium', () => {
     expect(await page.locator('.corr-note[data-method="atp*"]').textContent()).toMatch(/atp\* scores are magnitudes/);
     const titles = await page.locator('#comp-resid_pre .heatmap-plot .gtitle').allTextContents();
     expect(titles).toContain('atp* (magnitude) · resid_pre');
+    // Its scatter trace is drawn and correlated against |activation|, as the table's column is.
+    const legend = await page.locator('#comp-resid_pre .scatter-plot .legendtext').allTextContents();
+    expect(legend.some((t) => /^atp\* vs \|activation\|: r=0\.\d+, ρ=/.test(t)), legend.join(' | ')).toBe(true);
     await page.locator('#correlations').screenshot({ path: artifact('findings-atp-star-note.png') });
+    await page.context().close();
+  });
+
+  it('shows no correlation, and why, where the metric has no gradient at the base run (KL noising)', async () => {
+    const { page, errors } = await watchedPage(browser);
+    await page.goto(`${v.url}runs/kl-noising`);
+    await page.waitForSelector('#comp-resid_pre[data-rendered]');
+    const cells = await page.locator('#corr-table tbody td').allTextContents();
+    expect(cells.length).toBeGreaterThan(0);
+    for (const c of cells) expect(c).toBe('– (no gradient)');
+    const note = await page.locator('.corr-note[data-kind="vanishing-gradient"]').textContent();
+    expect(note).toMatch(/^note: – \(no gradient\) atp, atp\*, relp \(every component\): no correlation: the metric's gradient vanishes at the base run/);
+    const legend = await page.locator('#comp-resid_pre .scatter-plot .legendtext').allTextContents();
+    expect(legend).toContain('relp: no correlation');
+    await page.locator('#correlations').screenshot({ path: artifact('findings-kl-noising.png') });
+    expect(errors).toEqual([]);
     await page.context().close();
   });
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
+import { correlationTable, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
 import { readRunFile } from '../../contracts/run.ts';
 import { readFaithfulnessFile } from '../../contracts/faithfulness.ts';
 import { printJson } from '../shared.ts';
@@ -18,9 +18,12 @@ export function register(program: Command): void {
       // Both files go through the contracts' readers: a corrupt or unknown-version file is refused
       // with the file, the field and the problem named.
       const run = readRunFile(dir);
-      const table = correlationTable(run.scores);
+      const table = correlationTable(run.scores, { metric: run.metric });
       const faithPath = join(dir, 'faithfulness.json');
       const faith = existsSync(faithPath) ? readFaithfulnessFile(faithPath) : undefined;
+      // One line on stderr, so neither the table nor --json output hides a missing correlation.
+      const warning = correlationWarning(table);
+      if (warning) process.stderr.write(`relp: warning: ${warning}\n`);
       if (o.json) return printJson({ rules: run.rules ?? null, metric: run.metric, provenance: run.provenance, correlations: table, circuits: faith?.curves ?? null });
       process.stdout.write(formatCorrelationTable(table, `${dir}: correlation with activation patching — Pearson r (Spearman ρ); relp rules: ${run.rules ?? '-'}`) + '\n');
       if (faith) {

@@ -58,7 +58,7 @@ export function register(program: Command): void {
         force: o.force,
       });
       loaded.model.dispose();
-      const table = correlationTable(run.scores);
+      const table = correlationTable(run.scores, { metric: run.metric });
       if (o.json) {
         printJson({ run: `${out}/run.json`, provenance: run.provenance, metric: run.metric, correlations: table, top_heads: topHeads(run), timings: run.timings });
         if (!o.serve) return;

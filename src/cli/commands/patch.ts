@@ -5,7 +5,7 @@ import { barProgress } from '../../patching/progress.ts';
 import { parseMethods } from '../../patching/sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
-import { correlationTable, formatCorrelationTable } from '../../patching/correlation.ts';
+import { correlationTable, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { datasetRecord, loadDataset } from '../../tasks/dataset.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
@@ -63,7 +63,9 @@ export function register(program: Command): void {
       reportStreaming(loaded);
       loaded.model.dispose();
       const path = `${o.out}/run.json`;
-      const table = run.scores.activation && Object.keys(run.scores).length > 1 ? correlationTable(run.scores) : null;
+      const table = run.scores.activation && Object.keys(run.scores).length > 1 ? correlationTable(run.scores, { metric: run.metric }) : null;
+      const warning = table && correlationWarning(table);
+      if (warning) process.stderr.write(`relp: warning: ${warning}\n`);
       if (o.json) {
         const resumed = { shards: stats.resumed, of: stats.shards, units: stats.resumedWork, totalUnits: stats.totalWork };
         return printJson({ run: path, provenance: run.provenance, pairs: pairs.length, components, metric: run.metric, resumed, timings: run.timings, correlations: table });

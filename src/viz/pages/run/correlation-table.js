@@ -1,7 +1,7 @@
 /**
  * The correlation table: rows = components, columns = methods, each cell Pearson r (Spearman ρ
- * below) with activation patching, laid out like Table 1 of the RelP paper. The best |r| per row
- * is bold.
+ * below) with activation patching (magnitude methods with |activation|), laid out like Table 1 of
+ * the RelP paper. The best |r| per row is bold; a cell without a correlation says why.
  *
  * Props (`/api/runs/:id/correlations`): the one correlation table of relp (src/patching/correlation.ts).
  * @typedef {import('../../../patching/correlation.ts').CorrelationTable} CorrelationTableProps
@@ -28,8 +28,9 @@ export function renderCorrelationTable(el, props) {
       ...props.methods.map((m) => {
         const c = row.cells[m];
         if (!c) return h('td', { class: 'num' }, '–');
+        if (c.pearson === null) return h('td', { class: 'num corr-none', title: c.reason, 'data-kind': c.kind }, `– (${props.noCorrelation.find((g) => g.reason === c.reason)?.tag ?? c.kind})`);
         const isBest = c.pearson !== null && Math.abs(c.pearson) === best;
-        return h('td', { class: 'num', title: `n = ${c.n} cells` }, h('span', { class: isBest ? 'corr-best' : '' }, fmt(c.pearson, 3)), h('br'), h('span', { class: 'corr-sub' }, `ρ ${fmt(c.spearman, 3)}`));
+        return h('td', { class: 'num', title: `n = ${c.n} cells, against ${props.against[m]}` }, h('span', { class: isBest ? 'corr-best' : '' }, fmt(c.pearson, 3)), h('br'), h('span', { class: 'corr-sub' }, `ρ ${fmt(c.spearman, 3)}`));
       }),
     );
   });
@@ -38,11 +39,11 @@ export function renderCorrelationTable(el, props) {
       'table',
       { class: 'data', id: 'corr-table' },
       h('caption', {}, `Correlation with ${props.reference} patching: Pearson r (Spearman ρ below), over all cells of each component`),
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'component'), ...props.methods.map((m) => h('th', { scope: 'col', class: 'num' }, m)))),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'component'), ...props.methods.map((m) => h('th', { scope: 'col', class: 'num' }, props.against[m] === props.reference ? m : `${m} vs ${props.against[m]}`)))),
       h('tbody', {}, ...body),
     ),
-    // Same notes as the terminal table: undefined cells, and methods that score magnitudes.
-    ...(props.rows.some((r) => Object.values(r.cells).some((c) => c.pearson === null)) ? [h('p', { class: 'muted corr-note' }, '– : undefined (a constant method, or fewer than 3 finite cells)')] : []),
+    // Same notes as the terminal table: cells without a correlation and why, and methods that score magnitudes.
+    ...props.noCorrelation.map((g) => h('p', { class: 'muted corr-note', 'data-kind': g.kind }, `note: – (${g.tag}) ${g.where}: no correlation: ${g.reason}`)),
     ...props.methods.filter((m) => props.notes[m]).map((m) => h('p', { class: 'muted corr-note', 'data-method': m }, `note: ${props.notes[m]}`)),
   );
 }

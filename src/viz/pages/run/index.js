@@ -46,7 +46,7 @@ async function drawSection(section, run, component, corr) {
       component,
       reference: corr.reference,
       referenceTensor: ref,
-      methods: others.map((m) => ({ method: m, tensor: tensorOf(m), pearson: cells[m]?.pearson ?? null, spearman: cells[m]?.spearman ?? null })),
+      methods: others.map((m) => ({ method: m, tensor: tensorOf(m), pearson: cells[m]?.pearson ?? null, spearman: cells[m]?.spearman ?? null, magnitude: corr.against[m] !== corr.reference })),
       labels: run.labels,
     });
   }

@@ -1,6 +1,7 @@
 /**
  * Method-vs-activation scatter for one component: one point per cell, one trace per method,
  * the y = x line, and Pearson r / Spearman ρ (computed server-side) in the legend and title.
+ * Magnitude methods (atp*) are plotted against |reference|, as they are correlated.
  * Uses SVG `scatter`, not `scattergl`: scattergl needs CSP 'unsafe-eval' (see src/viz/security.ts)
  * and the point counts here (≤ L·H·T, a few thousand) are fine for SVG.
  *
@@ -10,6 +11,7 @@
  * @property {import('../../../contracts/score-tensor.ts').ScoreTensor} tensor same shape as the reference tensor
  * @property {number | null} pearson r with the reference
  * @property {number | null} spearman ρ with the reference
+ * @property {boolean} magnitude the method scores magnitudes: plotted (and correlated) against |reference|
  *
  * @typedef {Object} MethodScatterProps
  * @property {string} component e.g. "resid_pre"
@@ -42,16 +44,18 @@ export async function renderMethodScatter(el, props) {
     const y = [];
     const text = [];
     for (let k = 0; k < ref.values.length; k++) {
-      const a = ref.values[k];
+      const signed = ref.values[k];
       const b = cur.values[k];
-      if (a === null || b === null) continue;
+      if (signed === null || b === null) continue;
+      const a = m.magnitude ? Math.abs(signed) : signed;
       x.push(a);
       y.push(b);
       text.push(plotlyText(ref.hover[k]));
       lo = Math.min(lo, a, b);
       hi = Math.max(hi, a, b);
     }
-    const label = `${m.method}: r=${fmt(m.pearson, 3)}, ρ=${fmt(m.spearman, 3)}`;
+    const vs = m.magnitude ? ` vs |${props.reference}|` : '';
+    const label = m.pearson === null ? `${m.method}${vs}: no correlation` : `${m.method}${vs}: r=${fmt(m.pearson, 3)}, ρ=${fmt(m.spearman, 3)}`;
     stats.push(label);
     traces.push({
       type: 'scatter',
@@ -61,7 +65,7 @@ export async function renderMethodScatter(el, props) {
       y,
       text,
       marker: { size: 5, opacity: 0.75, color: methodColor(m.method, k) },
-      hovertemplate: `%{text}<br>${plotlyText(props.reference)} %{x:.4g}<br>${plotlyText(m.method)} %{y:.4g}<extra></extra>`,
+      hovertemplate: `%{text}<br>${plotlyText(m.magnitude ? `|${props.reference}|` : props.reference)} %{x:.4g}<br>${plotlyText(m.method)} %{y:.4g}<extra></extra>`,
     });
   }
   if (!Number.isFinite(lo)) {
