@@ -27,7 +27,7 @@ import { rotaryTables, type RotaryTables } from '../models/parts/rotary.ts';
 import { graphTopology, type GraphTopology } from '../models/topology.ts';
 import type { BlockSource } from '../models/block-source.ts';
 import { StreamedWeights, type StreamStats } from './streamed-weights.ts';
-import { streamedCacheAndGrads, streamedForward, type StreamedEngine } from './streamed-forward.ts';
+import { cachingHooks, streamedCacheAndGrads, streamedForward, type StreamedEngine, type StreamedOptions } from './streamed-forward.ts';
 
 /** Token input: ids as nested arrays [batch][pos], or an int32 tensor [batch, pos]. */
 export type TokenInput = number[][] | tf.Tensor2D;
@@ -375,9 +375,10 @@ export class HookedTransformer {
   }
 
   /** The streamed forward body (no tidy). */
-  private streamedForwardRaw(tokens: TokenInput | undefined, opts: ForwardOptions): tf.Tensor3D {
+  private streamedForwardRaw(tokens: TokenInput | undefined, opts: ForwardOptions & Pick<StreamedOptions, 'tidyBlocks'>): tf.Tensor3D {
     if (opts.oneHotEmbed) throw new Error('oneHotEmbed (training) needs a whole-model (resident) model');
-    return streamedForward(this.engine(), this.startOf(tokens, opts), opts);
+    // Without hooks nothing can hold a block's activations for later: free them block by block.
+    return streamedForward(this.engine(), this.startOf(tokens, opts), { ...opts, tidyBlocks: opts.tidyBlocks ?? !opts.hooks?.length });
   }
 
   /**
@@ -413,6 +414,7 @@ export class HookedTransformer {
     const [b, p] = this.inputShape(tokens, opts.resid);
     // The cache holds tensors the forward's scope keeps alive anyway: no extra memory.
     guardMemory(this.cfg, { batch: b, pos: p, lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed }, 'runWithCache');
+    if (this.streamed && !opts.hooks?.length && !opts.postHooks?.length) return this.streamedCache(tokens, names, opts);
     return tf.tidy(() => {
       const cache: ActivationCache = {};
       const hooks: Hook[] = [
@@ -487,6 +489,21 @@ export class HookedTransformer {
     } catch (err) {
       for (const t of Object.values(cache)) t.dispose();
       logits?.dispose();
+      throw err;
+    }
+  }
+
+  /**
+   * runWithCache on a streamed model without user hooks: each block's activations are freed when
+   * the block is done, except the cached (kept) ones.
+   */
+  private streamedCache(tokens: TokenInput | undefined, names: string[], opts: CacheOptions): { logits: tf.Tensor3D; cache: ActivationCache } {
+    const cache: ActivationCache = {};
+    try {
+      const logits = tf.tidy(() => this.streamedForwardRaw(tokens, { ...opts, hooks: cachingHooks(names, cache), tidyBlocks: true }));
+      return { logits, cache };
+    } catch (err) {
+      for (const t of Object.values(cache)) t.dispose();
       throw err;
     }
   }

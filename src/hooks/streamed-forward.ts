@@ -43,6 +43,13 @@ export interface StreamedOptions {
   logitIds?: readonly number[];
   prefixKV?: ForwardInternals['prefixKV'];
   splitQkvInput?: boolean;
+  /**
+   * Free each block's activations when the block is done, keeping only its output. Only for hooks
+   * that keep what they store (the caching hooks here); a user's hook may hold an activation of
+   * one block for a later one, as in the whole-model forward, where everything lives to the end.
+   * On an 8B model a forward's activations are about 1.4 GB at 64 tokens.
+   */
+  tidyBlocks?: boolean;
 }
 
 function assertNoTape(): void {
@@ -92,14 +99,15 @@ export function streamedForward(e: StreamedEngine, input: StreamedInput, opts: S
   let x = input.resid ?? embedStage(e, input.tokens!, hooks);
   for (let l = input.start; l < e.cfg.nLayers; l++) {
     const xi = x;
-    x = withBlock(e, l, (up) => runUploaded(e, up, l, xi, hooks, opts));
+    x = withBlock(e, l, (up) => (opts.tidyBlocks ? tf.tidy(() => runUploaded(e, up, l, xi, hooks, opts)) : runUploaded(e, up, l, xi, hooks, opts)));
+    if (opts.tidyBlocks && xi !== input.resid) xi.dispose(); // the hooks kept clones of what they store
   }
   const xf = finalNorm(e.cfg, e.weights.lnFinal, finalInput(x, opts.lastPositionOnly), { hooks: compileHooks(hooks), rules: opts.rules });
   return softcapLogits(e.cfg, e.weights.unembed(xf, opts.logitIds)) as tf.Tensor3D;
 }
 
 /** Hooks that cache (a kept clone of) each named activation. */
-function cachingHooks(names: string[], cache: ActivationCache): Hook[] {
+export function cachingHooks(names: string[], cache: ActivationCache): Hook[] {
   return names.map((name) => ({ name, fn: (x: tf.Tensor) => void (cache[name] = tf.keep(tf.clone(x))) }));
 }
 
