@@ -26,7 +26,8 @@ try {
   ({ main } = await import('../dist/cli/main.js'));
 } catch (err) {
   if (err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist/cli/main.js')) {
-    process.stderr.write('relp: dist/ is not built; run `npm run build` (npm install does it through `prepare`)\n');
+    // The CLI's one error format (src/cli/errors.ts), written here because the CLI cannot load.
+    process.stderr.write('relp: error: dist/ is not built\nrelp: hint: run `npm run build` (npm install does it through `prepare`)\n');
     process.exit(1);
   }
   throw err;

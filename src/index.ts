@@ -73,6 +73,7 @@ export {
   datasetHash,
   modelHash,
   prepareRunFolder,
+  RunFolderConflictError,
   jsonSchemas,
   type RunFile,
   type RunFileContent,
@@ -81,6 +82,8 @@ export {
   type FaithfulnessCurve,
   type MibFile,
   type Provenance,
+  type RunFolderOptions,
+  type RunFacts,
   type ScoreTensor,
 } from './contracts/index.ts';
 export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';

@@ -4,6 +4,7 @@
  */
 import { Command } from 'commander';
 import { commandModules } from './commands/index.ts';
+import { reportError, throwParseErrors } from './errors.ts';
 
 /** Build the commander program with every command registered (also used by the README test). */
 export function buildProgram(): Command {
@@ -11,9 +12,10 @@ export function buildProgram(): Command {
   program
     .name('relp')
     .description('Relevance patching, attribution patching and circuits for GPT-2-style transformers (TensorFlow.js).')
-    .showHelpAfterError()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const m of commandModules) m.register(program);
+  // A usage error is one line like any other error, not commander's message plus the help.
+  throwParseErrors(program);
   return program;
 }
 
@@ -28,9 +30,6 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`relp: error: ${msg}\n`);
-    if (process.env.RELP_DEBUG && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
-    process.exitCode = 1;
+    reportError(err);
   }
 }

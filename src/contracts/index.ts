@@ -36,5 +36,5 @@ export {
   type MibCurveScores,
 } from './faithfulness.ts';
 export { MibCfgSchema, MibFileSchema, parseMibFile, readMibFile, writeMibFile, type MibCfg, type MibFile } from './mib.ts';
-export { RUN_FOLDER_FILES, prepareRunFolder, describeProvenance, type RunFolderOptions } from './run-folder.ts';
+export { RUN_FOLDER_FILES, prepareRunFolder, describeProvenance, RunFolderConflictError, type RunFolderOptions, type RunFacts } from './run-folder.ts';
 export { jsonSchemas } from './json-schema.ts';

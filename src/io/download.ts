@@ -128,7 +128,7 @@ export async function downloadModel(repoId: string, opts: DownloadOptions = {}):
   try {
     origin = new URL(endpointRaw).origin;
   } catch {
-    throw new HubDownloadError(`invalid hub endpoint ${JSON.stringify(endpointRaw)} (from ${opts.endpoint ? '--endpoint' : 'HF_ENDPOINT'}): expected a URL like https://huggingface.co`);
+    throw new HubDownloadError(`invalid hub endpoint ${JSON.stringify(endpointRaw)} (from ${opts.endpoint ? 'the endpoint option' : 'HF_ENDPOINT'}): expected a URL like https://huggingface.co`);
   }
   const ctx: FetchContext = {
     repoId,

@@ -178,24 +178,32 @@ function isIntArray(v: unknown): v is number[] {
   return Array.isArray(v) && v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0);
 }
 
+/** Why a file whose first 8 bytes give an impossible header length is not safetensors. */
+function notSafetensorsWhy(lenBytes: Uint8Array, headerLen: number): string {
+  const start = new TextDecoder().decode(lenBytes);
+  // Git LFS pointers are small text files where the weights should be.
+  if (start.startsWith('version ')) return 'it starts with "version " (a Git LFS pointer? fetch the real file with `git lfs pull`)';
+  return `its first 8 bytes give a header length of ${headerLen} bytes, over the format's ${MAX_HEADER_BYTES / 1e6} MB limit`;
+}
+
 function parseHeaderFromFd(fd: number, path: string): SafetensorsHeader {
   const fileSize = fstatSync(fd).size;
   if (fileSize < 8) {
-    throw new Error(`${path}: truncated safetensors file (${fileSize} bytes, the header length alone needs 8)`);
+    throw new Error(`${path}: truncated safetensors file: it has only ${fileSize} bytes, and the header length alone takes 8`);
   }
   const lenBytes = readExact(fd, 8, 0);
   const headerLen = Number(new DataView(lenBytes.buffer).getBigUint64(0, true));
+  if (headerLen > MAX_HEADER_BYTES) throw new Error(`${path}: not a safetensors file: ${notSafetensorsWhy(lenBytes, headerLen)}`);
   if (headerLen > fileSize - 8) {
-    throw new Error(
-      `${path}: truncated or not a safetensors file (header length ${headerLen} bytes, but only ${fileSize - 8} bytes follow)`,
-    );
+    throw new Error(`${path}: truncated safetensors file: its header length says ${headerLen} bytes of header, but the file has only ${fileSize} bytes`);
   }
-  if (headerLen > MAX_HEADER_BYTES) throw new Error(`${path}: safetensors header of ${headerLen} bytes is too large`);
   const text = new TextDecoder().decode(readExact(fd, headerLen, 8));
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
+    // A download preallocated and cut short leaves zero bytes where the header should be.
+    if (text.includes('\0')) throw new Error(`${path}: truncated or partly written safetensors file: its ${headerLen}-byte header holds zero bytes`);
     throw new Error(`${path}: safetensors header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {

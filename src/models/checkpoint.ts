@@ -90,7 +90,8 @@ export async function readCheckpointConfig(dir: string): Promise<{ config: Model
   try {
     return { config: configFromHF(raw), path };
   } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
+    // configFromHF names "config.json" itself; here the full path replaces it, once.
+    throw new Error(`${path}: ${(e as Error).message.replace(/^config\.json: /, '')}`);
   }
 }
 

@@ -58,14 +58,22 @@ export function sweepProvenance(pairs: PromptPair[], model: HashableModel, datas
   return makeProvenance(task.task, task.seed, pairs, model);
 }
 
+/**
+ * Refuse an `out` folder that holds another run (before any compute, so a wrong folder costs
+ * nothing), naming what differs; shared by the sharded sweep.
+ */
+export function prepareSweepFolder(opts: Pick<SweepOptions, 'out' | 'force' | 'dataset'>, provenance: Provenance, pairs: readonly PromptPair[], modelPath: string): void {
+  if (!opts.out) return;
+  prepareRunFolder(opts.out, provenance, { force: opts.force, facts: { n: pairs.length, corruption: opts.dataset.corruption, model: modelPath } });
+}
+
 /** Run the sweep and (with `out`) write `out/run.json`. */
 export async function runSweep(loaded: LoadedModel, pairs: PromptPair[], opts: SweepOptions): Promise<SweepResult> {
   const { model, tokenizer } = loaded;
   const data = toPatchingData(pairs);
   const components = parseComponents(opts.components);
   const provenance = sweepProvenance(pairs, model, opts.dataset);
-  // Refuse before any compute, so a wrong --out costs nothing.
-  if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
+  prepareSweepFolder(opts, provenance, pairs, loaded.path);
   const metric = resolveMetric(opts.metric);
   const direction = opts.direction ?? 'denoising';
   const scores: Record<string, MethodScores> = {};

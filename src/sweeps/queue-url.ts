@@ -19,12 +19,12 @@ export function parseQueueUrl(url: string): QueueTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new Error(`--queue: "${url}" is not a URL (expected redis://HOST:PORT/NAME)`);
+    throw new Error(`queue "${url}" is not a URL (expected redis://HOST:PORT/NAME)`);
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`--queue: "${url}" must start with redis:// or rediss://`);
-  if (!u.hostname) throw new Error(`--queue: "${url}" names no host`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error(`queue URL "${url}" must start with redis:// or rediss://`);
+  if (!u.hostname) throw new Error(`queue URL "${url}" names no host`);
   const name = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'relp';
-  if (!/^[\w.-]+$/.test(name)) throw new Error(`--queue: queue name "${name}" may only use letters, digits, "_", "." and "-"`);
+  if (!/^[\w.-]+$/.test(name)) throw new Error(`queue name "${name}" may only use letters, digits, "_", "." and "-"`);
   const port = u.port ? Number(u.port) : 6379;
   const connection: ConnectionOptions = {
     host: u.hostname,

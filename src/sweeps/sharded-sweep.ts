@@ -10,8 +10,7 @@ import type { PromptPair } from '../tasks/types.ts';
 import { parseComponents } from '../patching/components.ts';
 import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
 import type { Provenance } from '../contracts/provenance.ts';
-import { prepareRunFolder } from '../contracts/run-folder.ts';
-import { sweepProvenance, type SweepOptions } from '../patching/sweep.ts';
+import { prepareSweepFolder, sweepProvenance, type SweepOptions } from '../patching/sweep.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
 import { toPatchingData } from '../patching/data.ts';
@@ -184,8 +183,7 @@ export async function runShardedSweep(
 ): Promise<{ run: RunFile; stats: PlanRunStats }> {
   const plan = buildPlan(loaded, ref, pairs, opts);
   const provenance = sweepProvenance(pairs, loaded.model, opts.dataset);
-  // Refuse before any compute, so a wrong --out costs nothing.
-  if (opts.out) prepareRunFolder(opts.out, provenance, { force: opts.force });
+  prepareSweepFolder(opts, provenance, pairs, loaded.path);
   const r = await runPlan(plan, loaded, opts);
   const run = planRunFile(plan, loaded, r, opts.dataset, provenance);
   if (opts.out) writeRunFile(opts.out, run);

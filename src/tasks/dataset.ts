@@ -16,13 +16,13 @@ export type DatasetSpec =
  * drawing more prompts (deterministically) until it holds `n`.
  */
 export function ioiSameLength(tok: TokenEncoder, n: number, seed: number, corruption: IoiCorruption): PromptPair[] {
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`n must be a positive integer, got ${n}`);
   for (let factor = 4; factor <= 64; factor *= 2) {
     const groups = groupByLength(generateIoi(tok, { n: n * factor, seed, corruption }));
     const best = groups.reduce((a, b) => (b.pairs.length > a.pairs.length ? b : a));
     if (best.pairs.length >= n) return best.pairs.slice(0, n);
   }
-  throw new Error(`could not draw ${n} IOI prompts of one token length; lower --n`);
+  throw new Error(`could not draw ${n} IOI prompts of one token length; ask for fewer (a smaller n)`);
 }
 
 /** Load the pairs of a dataset spec; JSONL pairs must all share one length (checked later). */

@@ -235,9 +235,20 @@ describe('truncated files', () => {
     const path = join(dir, 'cut2.safetensors');
     writeSafetensors(path, sd);
     truncateSync(path, 20);
-    expect(() => readSafetensors(path)).toThrow(/cut2\.safetensors: truncated or not a safetensors file \(header length \d+ bytes, but only 12 bytes follow\)/);
+    expect(() => readSafetensors(path)).toThrow(/cut2\.safetensors: truncated safetensors file: its header length says \d+ bytes of header, but the file has only 20 bytes$/);
     truncateSync(path, 5);
-    expect(() => readSafetensors(path)).toThrow(/cut2\.safetensors: truncated safetensors file \(5 bytes/);
+    expect(() => readSafetensors(path)).toThrow(/cut2\.safetensors: truncated safetensors file: it has only 5 bytes, and the header length alone takes 8$/);
+  });
+
+  it('says a header of zero bytes (a preallocated download cut short) is truncated, and a Git LFS pointer is not safetensors', () => {
+    const path = join(dir, 'zeros.safetensors');
+    writeSafetensors(path, sd);
+    const bytes = readFileSync(path);
+    bytes.fill(0, 20);
+    writeFileSync(path, bytes);
+    expect(() => readSafetensors(path)).toThrow(/zeros\.safetensors: truncated or partly written safetensors file: its \d+-byte header holds zero bytes$/);
+    writeFileSync(path, 'version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 123456\n');
+    expect(() => readSafetensors(path)).toThrow(/zeros\.safetensors: not a safetensors file: it starts with "version " \(a Git LFS pointer\?/);
   });
 });
 

@@ -141,6 +141,12 @@ describe('loadCheckpoint: clear errors', () => {
     await expect(loadCheckpoint(m.dir)).rejects.toThrow(/no config\.json found/);
   });
 
+  it('a config error names config.json once, by its path', async () => {
+    const m = tmp();
+    writeFileSync(join(m.dir, 'config.json'), JSON.stringify({ ...configToHF(TINY_CONFIG), model_type: 'bert' }));
+    await expect(loadCheckpoint(m.dir)).rejects.toThrow(new Error(`${join(m.dir, 'config.json')}: model_type "bert" is not supported (supported: gpt2, gpt_neox, llama, qwen2, mistral, gemma2)`));
+  });
+
   it('no weights file, listing what was looked for', async () => {
     const m = tmp();
     unlinkSync(join(m.dir, 'model.safetensors'));

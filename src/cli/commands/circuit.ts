@@ -37,7 +37,7 @@ import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
 import { resolveRules } from '../../rules/rules.ts';
 import { groupByLength } from '../../tasks/ioi.ts';
-import { datasetTask, loadDataset } from '../../tasks/dataset.ts';
+import { datasetRecord, datasetTask, loadDataset } from '../../tasks/dataset.ts';
 import { makeProvenance, type Provenance } from '../../contracts/provenance.ts';
 import { prepareRunFolder } from '../../contracts/run-folder.ts';
 import { addDatasetOptions, addExecutionOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, loadForCli, type ExecutionCliOptions } from '../shared.ts';
@@ -154,7 +154,7 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
     const { task: taskName, seed } = datasetTask(spec);
     const provenance = makeProvenance(taskName, seed, pairs, model);
     // Refuse before any compute when the folder holds another run.
-    prepareRunFolder(opts.out, provenance, { force: opts.force });
+    prepareRunFolder(opts.out, provenance, { force: opts.force, facts: { n: pairs.length, corruption: datasetRecord(spec).corruption, model: loaded.path } });
     const inputs: CircuitInputs = { loaded, model, graph, data, provenance, spec };
     return mib ? evaluateMibCircuit(opts, inputs, mib) : await findCircuit(opts, inputs);
   } finally {
@@ -203,7 +203,7 @@ async function shardedScores(opts: CircuitCommandOptions, methods: EdgeMethod[],
 
 /** `--method`: score edges, select and evaluate the circuit, write circuit.json, faithfulness.json (and --mib-out). */
 async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): Promise<CircuitSummary> {
-  const { loaded, model, data, provenance, graph } = inputs;
+  const { loaded, model, data, provenance, graph, spec } = inputs;
   const methods = opts.method!;
   const reference = await referenceHeadsFor(opts, inputs);
   const run = runCircuit(model, data, {
@@ -233,6 +233,7 @@ async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): 
     extra: {
       model_sha256: loaded.sha256,
       prompts: data.clean.length,
+      corruption: datasetRecord(spec).corruption,
       positions: data.pos,
       ablation: opts.ablation,
       gqa: run.graph.gqa,
@@ -274,7 +275,7 @@ export const MIB_FILE_METHOD = 'mib-file';
  * evaluation prunes), its scores give the curve with CPR and CMD; writes circuit.json and
  * faithfulness.json like a --method run.
  */
-function evaluateMibCircuit(opts: CircuitCommandOptions, { loaded, model, graph, data, provenance }: CircuitInputs, mib: MibCircuit): CircuitSummary {
+function evaluateMibCircuit(opts: CircuitCommandOptions, { loaded, model, graph, data, provenance, spec }: CircuitInputs, mib: MibCircuit): CircuitSummary {
   const path = opts.fromMib!;
   if (mib.missing > 0) process.stderr.write(`relp circuit: ${path} lists ${graph.nEdges - mib.missing} of this model's ${graph.nEdges} edges; the other ${mib.missing} count as score 0, not in the circuit\n`);
   const mask = pruneDangling(graph, mib.inCircuit);
@@ -290,7 +291,7 @@ function evaluateMibCircuit(opts: CircuitCommandOptions, { loaded, model, graph,
     scores: { [MIB_FILE_METHOD]: mib.scores },
     model: loaded.path,
     task: provenance.task,
-    extra: { model_sha256: loaded.sha256, prompts: data.clean.length, positions: data.pos, ablation: opts.ablation, mib_file: path, mib_in_graph_edges: inGraph, recovered },
+    extra: { model_sha256: loaded.sha256, prompts: data.clean.length, corruption: datasetRecord(spec).corruption, positions: data.pos, ablation: opts.ablation, mib_file: path, mib_in_graph_edges: inGraph, recovered },
   });
   return {
     out: writeCircuitFiles(opts.out, circuit, [curve]),
