@@ -60,7 +60,7 @@ export class StreamedWeights {
    * @param chunkFloats floats of one unembedding chunk [rows, d_model] (default 16M = 64 MB;
    *   the memory guard counts this size).
    * @param keepBlocks how many blocks (the first ones) stay uploaded between passes (default 0;
-   *   `loadModel` passes the memory guard's {@link cachedBlockCount}).
+   *   `loadModel` passes the memory guard's `cachedBlockCount`).
    */
   constructor(
     readonly cfg: ModelConfig,
@@ -116,7 +116,7 @@ export class StreamedWeights {
 
   /**
    * Block `l`'s tensors; the caller disposes the result when the block is done. A kept block
-   * ({@link keepBlocks}) is uploaded once and its dispose does nothing until {@link dispose}.
+   * (see `keepBlocks`) is uploaded once and its dispose does nothing until {@link dispose}.
    */
   uploadBlock(l: number): UploadedBlock {
     const hit = this.kept.get(l);

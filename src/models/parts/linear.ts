@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
  */
 const usedOnce = new WeakSet<tf.Tensor>();
 
-/** Mark `w` as multiplied once per upload (see {@link usedOnce}); only the wasm backend packs. */
+/** Mark `w` as multiplied once per upload (a streamed block's matrix: no packed copy); only the wasm backend packs. */
 export function markUsedOnce(w: tf.Tensor2D): void {
   if (tf.getBackend() === 'wasm') usedOnce.add(w);
 }
