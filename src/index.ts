@@ -20,8 +20,8 @@ export { loadCheckpoint } from './models/checkpoint.ts';
 export { downloadModel } from './io/download.ts';
 export { loadTokenizer, SingleTokenError, Tokenizer } from './tokenizer.ts';
 export type { BosSource, ToTokensOptions, UnknownWord } from './tokenizer.ts';
-export { generateIoi, groupByLength } from './tasks/ioi.ts';
-export { ioiSameLength, loadDataset } from './tasks/dataset.ts';
+export { generateIoi, groupByLength, type IoiCorruption } from './tasks/ioi.ts';
+export { ioiSameLength, loadDataset, IOI_DEFAULTS, type DatasetRecord } from './tasks/dataset.ts';
 export { loadJsonlDataset, parseJsonlDataset, writeJsonlDataset } from './tasks/jsonl.ts';
 export type { PromptPair } from './tasks/types.ts';
 export { toPatchingData, type PatchingData } from './patching/data.ts';
@@ -29,7 +29,7 @@ export { METRICS, logitDiff, normalisedLogitDiff, probDiff, negKlToClean, type M
 export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } from './patching/components.ts';
 export { activationPatch, prepareActivationPatch, disposeActivationSetup, type ActivationPatchOptions, type ActivationSetup, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionResult } from './patching/attribution-patching.ts';
-export { runSweep, SWEEP_METHODS, type SweepOptions } from './patching/sweep.ts';
+export { runSweep, SWEEP_METHODS, SWEEP_DEFAULTS, CUSTOM_DATASET, type SweepOptions, type RunSweepOptions, type SweepResult } from './patching/sweep.ts';
 export {
   correlate,
   correlationTable,
