@@ -64,7 +64,7 @@ export function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Write `pairs` (ids below the word tokenizer's vocabulary − 2) as DIR/data.jsonl in words; returns its path. */
 export function writeWordDataset(dir: string, pairs: readonly PromptPair[]): string {
   const path = join(dir, 'data.jsonl');
-  const line = (p: PromptPair) => JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' });
+  const line = (p: PromptPair) => JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: ' w3', wrong: ' w7' });
   writeFileSync(path, pairs.map(line).join('\n') + '\n');
   return path;
 }

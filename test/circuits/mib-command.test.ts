@@ -113,7 +113,7 @@ describe('relp circuit --mib-out / --from-mib', () => {
     model.dispose();
     writeWordTokenizer(modelDir, 52);
     const data = join(dir, 'data.jsonl');
-    writeFileSync(data, randomPairs(2, 5, 17, 50).map((p) => JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: 'w3', wrong: 'w7' })).join('\n') + '\n');
+    writeFileSync(data, randomPairs(2, 5, 17, 50).map((p) => JSON.stringify({ clean: words(p.cleanIds.map((i) => i + 2)), corrupt: words(p.corruptIds.map((i) => i + 2)), answer: ' w3', wrong: ' w7' })).join('\n') + '\n');
     const r = await runCli(['circuit', '--model', modelDir, '--dataset', data, '--method', 'eap', '--no-progress', '--out', join(dir, 'gqa'), '--mib-out', join(dir, 'gqa.json')]);
     expect(r.code).not.toBe(0);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('relp: error'));
