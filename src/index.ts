@@ -75,6 +75,7 @@ export {
   prepareRunFolder,
   RunFolderConflictError,
   jsonSchemas,
+  flattenTensor,
   type RunFile,
   type RunFileContent,
   type CircuitFile,
@@ -86,7 +87,7 @@ export {
   type RunFacts,
   type ScoreTensor,
 } from './contracts/index.ts';
-export type { ScoreGrid, MethodScores } from './patching/score-grid.ts';
+export type { MethodScores } from './patching/score-grid.ts';
 export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './rules/rules.ts';
 export { inputRelevance, heatLine } from './relp/input-relevance.ts';
 export { buildPlan, runPlan, runShardedSweep, planRunFile, type ShardRunOptions, type ShardSizes, type PlanRunStats } from './sweeps/sharded-sweep.ts';
