@@ -65,6 +65,8 @@ export const ScoreTensorSchema = z
  * [L][H][T] for `axes` [layer, pos], [layer, head] or [layer, head, pos]). The one score type of
  * relp: what the patching methods return (every cell a number) and what run.json holds (a cell may
  * be null where the producer could not compute it).
+ *
+ * @interface
  */
 export type ScoreTensor = z.infer<typeof ScoreTensorSchema>;
 
