@@ -1,7 +1,8 @@
 /**
- * Notebooks: the committed `.ipynb` files are exactly what their `.ts` sources generate, and the
- * percent-format parser and the plot pages behave. (Executing the notebooks is `npm run notebooks`,
- * a separate CI step: too slow for the unit tests.)
+ * Notebooks: the committed `.ipynb` files are exactly what their `.ts` sources generate, apart from
+ * the outputs of their last run, which every code cell carries; the percent-format parser and the
+ * plot pages behave. (Executing the notebooks is `npm run notebooks`, which writes those outputs
+ * back, a separate CI step: too slow for the unit tests.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +19,15 @@ describe('notebooks', () => {
     const names = notebookNames();
     expect(names.length).toBeGreaterThanOrEqual(3);
     expect(outOfSync(names)).toEqual([]);
+  });
+
+  it('the committed notebooks carry their executed outputs (else: npm run notebooks)', () => {
+    for (const name of notebookNames()) {
+      const nb = JSON.parse(readFileSync(join(NB, `${name}.ipynb`), 'utf8')) as { cells: { cell_type: string; id: string; outputs?: { output_type: string }[] }[] };
+      const code = nb.cells.filter((c) => c.cell_type === 'code');
+      expect(code.filter((c) => !c.outputs?.length).map((c) => c.id), `${name}: code cells without outputs`).toEqual([]);
+      expect(code.flatMap((c) => c.outputs!).filter((o) => o.output_type === 'error'), `${name}: error outputs`).toEqual([]);
+    }
   });
 
   it('the generated notebooks are nbformat 4.5 for the Deno kernel, cells in source order', () => {
