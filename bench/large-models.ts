@@ -143,30 +143,52 @@ function compareStreamedWhole(model: string, data: string, work: string, log: (s
   return { max_rel_diff: maxRel, streamed_wall_s: streamed.wall, whole_wall_s: whole.wall, ratio: streamed.wall / whole.wall, uncached_wall_s: uncached.wall, uncached_ratio: uncached.wall / whole.wall };
 }
 
-/** Largest |relp − torch| / max |torch| per method and component. */
+/** Scores as grids per method and component. */
+type ScoreGrids = Record<string, Record<string, number[][]>>;
+
+/** The PyTorch reference's AtP / RelP change per pair-mean cell, in float64 or float32. */
+function referenceScores(model: string, pairsFile: string, float32: boolean, dir: string): ScoreGrids {
+  const args = [join(ROOT, 'test/reference/hf_reference.py'), 'patch', '--model', model, '--pairs', pairsFile, '--methods', METHODS.join(','), '--rules', 'relp', '--components', COMPONENTS.join(','), '--raw-metric', ...(float32 ? ['--float32'] : [])];
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`reference failed: ${r.stderr.slice(-2000)}`);
+  writeFileSync(join(dir, float32 ? 'reference-float32.json' : 'reference.json'), r.stdout);
+  return (JSON.parse(r.stdout) as { scores: ScoreGrids }).scores;
+}
+
+/** Largest |got − want| / max |want| of one grid. */
+function maxRelErr(got: number[], want: number[]): { relErr: number; scale: number } {
+  const scale = Math.max(1e-12, ...want.map(Math.abs));
+  return { relErr: Math.max(...got.map((v, i) => Math.abs(v - want[i]))) / scale, scale };
+}
+
+/**
+ * Largest |relp − torch| / max |torch| per method and component, against float64 (float32 where
+ * float64 does not fit in memory). Against float64 also PyTorch's own float32 run, and relp
+ * against it: how far float32 itself is from float64 on this checkpoint.
+ */
 function compareWithReference(model: string, pairs: unknown[], run: RunScores, big: boolean, dir: string) {
   const pairsFile = join(dir, 'pairs.json');
   writeFileSync(pairsFile, JSON.stringify({ pairs }));
-  const args = [join(ROOT, 'test/reference/hf_reference.py'), 'patch', '--model', model, '--pairs', pairsFile, '--methods', METHODS.join(','), '--rules', 'relp', '--components', COMPONENTS.join(','), '--raw-metric', ...(big ? ['--float32'] : [])];
   const t0 = performance.now();
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 28 });
-  if (r.status !== 0) throw new Error(`reference failed: ${r.stderr.slice(-2000)}`);
-  writeFileSync(join(dir, 'reference.json'), r.stdout);
-  const ref = JSON.parse(r.stdout) as { scores: Record<string, Record<string, number[][]>> };
+  const ref = referenceScores(model, pairsFile, big, dir);
+  const ref32 = big ? undefined : referenceScores(model, pairsFile, true, dir);
   // relp reports AtP / RelP as the base run's metric plus the first-order change; the reference
   // (with --raw-metric) reports the change alone.
   const base = run.metric.corrupt;
-  const rows: { method: string; component: string; relErr: number; scale: number }[] = [];
+  const rows: { method: string; component: string; relErr: number; scale: number; torch32RelErr?: number; relpVsTorch32?: number }[] = [];
   for (const m of METHODS) {
     for (const c of COMPONENTS) {
       const got = run.scores[m][c].values.flat().map((v) => v - base);
-      const want = ref.scores[m][c].flat();
-      const scale = Math.max(1e-12, ...want.map(Math.abs));
-      const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));
-      rows.push({ method: m, component: c, relErr: err / scale, scale });
+      const want = ref[m][c].flat();
+      const row: (typeof rows)[number] = { method: m, component: c, ...maxRelErr(got, want) };
+      if (ref32) {
+        row.torch32RelErr = maxRelErr(ref32[m][c].flat(), want).relErr;
+        row.relpVsTorch32 = maxRelErr(got, ref32[m][c].flat()).relErr;
+      }
+      rows.push(row);
     }
   }
-  return { rows, seconds: (performance.now() - t0) / 1000 };
+  return { rows, reference_dtype: big ? 'float32' : 'float64', seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Run the benchmark of one shape; returns the JSON-able result. */
@@ -197,7 +219,10 @@ function runPatchAndReference(o: LargeBenchOptions, model: string, data: string,
   if (o.reference) {
     const big = o.shape !== 'gpt2-small' && o.shape !== 'gpt2-large';
     const cmp = compareWithReference(model, patch.run.dataset.pairs, patch.run, big, work);
-    for (const r of cmp.rows) o.log(`  ${r.method}/${r.component}: max rel err ${r.relErr.toExponential(2)} (scale ${r.scale.toExponential(2)})`);
+    for (const r of cmp.rows) {
+      const f32 = r.torch32RelErr === undefined ? '' : `; torch float32 vs float64 ${r.torch32RelErr.toExponential(2)}, relp vs torch float32 ${r.relpVsTorch32!.toExponential(2)}`;
+      o.log(`  ${r.method}/${r.component}: max rel err vs torch ${cmp.reference_dtype} ${r.relErr.toExponential(2)} (scale ${r.scale.toExponential(2)})${f32}`);
+    }
     result.reference = cmp;
   }
   return result;

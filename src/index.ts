@@ -26,7 +26,7 @@ export { loadTokenizer, SingleTokenError, Tokenizer } from './tokenizer.ts';
 export type { BosSource, ToTokensOptions, UnknownWord, TokenizerSpecials } from './tokenizer.ts';
 export { generateIoi, groupByLength, type IoiCorruption, type IoiOptions } from './tasks/ioi.ts';
 export { BABA_TEMPLATES } from './tasks/ioi-templates.ts';
-export { ioiSameLength, loadDataset, type DatasetSpec } from './tasks/dataset.ts';
+export { ioiSameLength, loadDataset, IOI_DEFAULTS, type DatasetSpec, type DatasetRecord } from './tasks/dataset.ts';
 export { loadJsonlDataset, parseJsonlDataset, writeJsonlDataset } from './tasks/jsonl.ts';
 export type { PromptPair, PairBatch, TokenEncoder } from './tasks/types.ts';
 export { toPatchingData, type PatchingData } from './patching/data.ts';
@@ -36,7 +36,7 @@ export type { Progress } from './patching/progress.ts';
 export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } from './patching/components.ts';
 export { activationPatch, prepareActivationPatch, disposeActivationSetup, type ActivationPatchOptions, type ActivationSetup, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionOptions, type AttributionResult } from './patching/attribution-patching.ts';
-export { runSweep, SWEEP_METHODS, type SweepOptions, type SweepResult } from './patching/sweep.ts';
+export { runSweep, SWEEP_METHODS, SWEEP_DEFAULTS, CUSTOM_DATASET, type SweepOptions, type RunSweepOptions, type SweepResult } from './patching/sweep.ts';
 export {
   correlate,
   correlationTable,

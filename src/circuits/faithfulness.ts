@@ -120,10 +120,22 @@ export interface MeasuredCurve extends FaithfulnessCurve {
   empty: number;
   /** Area under recovered(fraction_edges), trapezoid rule over [0, 1]. */
   auc: number;
-  /** Smallest measured circuit reaching 80% recovered, or null. */
+  /** The first sampled circuit size reaching 80% recovered ({@link reach80}), or null. */
   edges_for_80: number | null;
   /** MIB's CPR / CMD (when asked for with `mib`). */
   mib?: MibCurveScores;
+}
+
+/**
+ * Where a measured curve first reaches 80% recovered: `first`, the first sampled size at or above
+ * 80%, and `previous`, the sampled size before it (below 80%; 0 is the empty circuit). Sizes
+ * between the two were not measured, so the curve crosses 80% somewhere in (previous, first].
+ * Null when no sample reaches 80%.
+ */
+export function reach80(curve: readonly { edges: number; recovered: number }[]): { first: number; previous: number } | null {
+  const i = curve.findIndex((p) => p.recovered >= 0.8);
+  if (i < 0) return null;
+  return { first: curve[i].edges, previous: i > 0 ? curve[i - 1].edges : 0 };
 }
 
 /** `count` log-spaced circuit sizes in [1, nEdges], rounded and deduplicated. */
@@ -213,7 +225,6 @@ export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph,
     ...sizes.map((n, i) => ({ edges: n, fraction_edges: n / E, recovered: ev.recovered[i] })),
     { edges: E, fraction_edges: 1, recovered: 1 },
   ];
-  const hit = curve.find((p) => p.recovered >= 0.8);
   return {
     method: opts.method ?? 'scores',
     ablation: opts.ablation ?? 'corrupt',
@@ -223,7 +234,7 @@ export function faithfulnessCurve(model: HookedTransformer, graph: CircuitGraph,
     full: ev.full,
     empty: ev.empty,
     auc: trapezoid(curve.map((p) => p.fraction_edges), curve.map((p) => p.recovered)),
-    edges_for_80: hit ? hit.edges : null,
+    edges_for_80: reach80(curve)?.first ?? null,
     ...(opts.mib ? { mib: mibScoresOfCurve(curve, E) } : {}),
   };
 }

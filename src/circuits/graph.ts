@@ -100,6 +100,11 @@ export interface GraphEdge {
   target: GraphTarget;
 }
 
+/** A head's node name, as in MIB's files: `a9.h6` is layer 9, head 6. */
+export function headId(l: number, h: number): string {
+  return `a${l}.h${h}`;
+}
+
 /** Index of the node `a{l}.h{h}`. */
 export function headNode(nHeads: number, l: number, h: number): number {
   return 1 + l * (nHeads + 1) + h;
@@ -148,7 +153,7 @@ export function buildGraph(nLayers: number, nHeads: number, shape: GraphShape = 
   const nKvT = gqa === 'per-head' ? nHeads : nKv;
   const nodes: GraphNode[] = [{ index: 0, id: 'input', kind: 'embedding', layer: -1 }];
   for (let l = 0; l < nLayers; l++) {
-    for (let h = 0; h < nHeads; h++) nodes.push({ index: nodes.length, id: `a${l}.h${h}`, kind: 'attention', layer: l, head: h });
+    for (let h = 0; h < nHeads; h++) nodes.push({ index: nodes.length, id: headId(l, h), kind: 'attention', layer: l, head: h });
     nodes.push({ index: nodes.length, id: `m${l}`, kind: 'mlp', layer: l });
   }
   nodes.push({ index: nodes.length, id: 'logits', kind: 'logits', layer: nLayers });
@@ -160,7 +165,7 @@ export function buildGraph(nLayers: number, nHeads: number, shape: GraphShape = 
   };
   for (let l = 0; l < nLayers; l++) {
     const headUp = headNode(nHeads, l, 0); // input + all nodes of earlier layers
-    for (let h = 0; h < nHeads; h++) add(`a${l}.h${h}<q>`, headNode(nHeads, l, h), headUp, 'q');
+    for (let h = 0; h < nHeads; h++) add(`${headId(l, h)}<q>`, headNode(nHeads, l, h), headUp, 'q');
     // A kv head's target is read by the first query head of its group (the node it is listed under).
     const g = nHeads / nKvT;
     for (const input of ['k', 'v'] as const) {

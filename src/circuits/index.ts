@@ -60,6 +60,7 @@ export {
   mibSizes,
   nodeCircuitFaithfulness,
   parseAblation,
+  reach80,
   trapezoid,
   type Ablation,
   type CircuitEvaluation,

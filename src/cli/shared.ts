@@ -2,7 +2,7 @@
  * Helpers shared by CLI commands: option parsers, model loading, output.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { DatasetSpec } from '../tasks/dataset.ts';
+import { IOI_DEFAULTS, type DatasetSpec } from '../tasks/dataset.ts';
 import type { IoiCorruption } from '../tasks/ioi.ts';
 import { initBackend } from '../backend.ts';
 import { loadModelWithTokenizer, type LoadedModel } from '../hooks/load-model.ts';
@@ -140,14 +140,21 @@ export interface DatasetCliOptions {
   corruption: IoiCorruption;
 }
 
-/** Add --task/--dataset/--n/--seed/--corruption to a command. */
-export function addDatasetOptions(cmd: Command, defaultN = 32): Command {
+/** Add the IOI task's --n/--seed/--corruption, with the one set of defaults (IOI_DEFAULTS), to a command. */
+export function addIoiOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--task <task>', 'built-in task').choices(['ioi']))
-    .option('--dataset <file.jsonl>', 'JSONL dataset: one {"clean","corrupt","answer","wrong"} per line')
-    .option('--n <n>', 'number of IOI prompt pairs', positiveInt, defaultN)
-    .option('--seed <s>', 'seed of the IOI generator', integer, 0)
-    .addOption(new Option('--corruption <kind>', 'IOI corruption').choices(['abc', 'swap']).default('abc'));
+    .option('--n <n>', 'number of IOI prompt pairs', positiveInt, IOI_DEFAULTS.n)
+    .option('--seed <s>', 'seed of the IOI generator', integer, IOI_DEFAULTS.seed)
+    .addOption(new Option('--corruption <kind>', 'IOI corruption: swap the names so the answer flips (as in the RelP paper), or abc (a third name)').choices(['swap', 'abc']).default(IOI_DEFAULTS.corruption));
+}
+
+/** Add --task/--dataset and the IOI options ({@link addIoiOptions}) to a command. */
+export function addDatasetOptions(cmd: Command): Command {
+  return addIoiOptions(
+    cmd
+      .addOption(new Option('--task <task>', 'built-in task').choices(['ioi']))
+      .option('--dataset <file.jsonl>', 'JSONL dataset: one {"clean","corrupt","answer","wrong"} per line'),
+  );
 }
 
 /** Resolve --task / --dataset into a dataset spec (IOI by default). */

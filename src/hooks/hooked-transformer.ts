@@ -17,7 +17,7 @@ import type { StateDict } from '../models/state-dict.ts';
 import { canonicalToHF, hfToCanonical } from '../models/architectures/index.ts';
 import { canonicalShapes, validateCanonical, type CanonicalWeights } from '../models/canonical.ts';
 import type { RuleSet } from '../rules/rules.ts';
-import { guardMemory } from '../backend/memory-guard.ts';
+import { estimateBytes, guardMemory, heapLimitBytes, type WorkloadShape } from '../backend/memory-guard.ts';
 import { compileHooks, type Hook } from './hook-point.ts';
 import { allHookNames, hookShape, parseHookName } from './hook-points.ts';
 import type { ActivationCache } from './activation-cache.ts';
@@ -26,7 +26,7 @@ import { patternFromQK } from '../models/parts/attention.ts';
 import { rotaryTables, type RotaryTables } from '../models/parts/rotary.ts';
 import { graphTopology, type GraphTopology } from '../models/topology.ts';
 import type { BlockSource } from '../models/block-source.ts';
-import { StreamedWeights, type StreamStats } from './streamed-weights.ts';
+import { StreamedWeights, onTape, type StreamStats } from './streamed-weights.ts';
 import { cachingHooks, streamedCacheAndGrads, streamedForward, type StreamedEngine, type StreamedOptions } from './streamed-forward.ts';
 
 /** Token input: ids as nested arrays [batch][pos], or an int32 tensor [batch, pos]. */
@@ -378,7 +378,8 @@ export class HookedTransformer {
   private streamedForwardRaw(tokens: TokenInput | undefined, opts: ForwardOptions & Pick<StreamedOptions, 'tidyBlocks'>): tf.Tensor3D {
     if (opts.oneHotEmbed) throw new Error('oneHotEmbed (training) needs a whole-model (resident) model');
     // Without hooks nothing can hold a block's activations for later: free them block by block.
-    return streamedForward(this.engine(), this.startOf(tokens, opts), { ...opts, tidyBlocks: opts.tidyBlocks ?? !opts.hooks?.length });
+    // (Never on a tape: the backward needs every block's activations.)
+    return streamedForward(this.engine(), this.startOf(tokens, opts), { ...opts, tidyBlocks: !onTape() && (opts.tidyBlocks ?? !opts.hooks?.length) });
   }
 
   /**
@@ -440,7 +441,9 @@ export class HookedTransformer {
     // in units of one residual stream [b, p, d_model].
     const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
     guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed, splitQkv: !!opts.splitQkvInput }, 'a forward and backward pass');
-    if (this.streamed) return this.streamedGrads(tokens, metric, names, opts);
+    if (this.streamed && !this.oneTape({ batch: b, pos: p, backward: true, lastPositionOnly: opts.lastPositionOnly, splitQkv: !!opts.splitQkvInput, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel) })) {
+      return this.streamedGrads(tokens, metric, names, opts);
+    }
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {
@@ -506,6 +509,16 @@ export class HookedTransformer {
       for (const t of Object.values(cache)) t.dispose();
       throw err;
     }
+  }
+
+  /**
+   * Whether a streamed model takes gradients on one tape over all blocks, as a whole model does,
+   * instead of the block-wise backward (which recomputes every block): when every block stays
+   * uploaded and the whole-model estimate of the pass fits the heap.
+   */
+  private oneTape(w: WorkloadShape): boolean {
+    if (!this.streamed?.keepsEveryBlock) return false;
+    return tf.getBackend() !== 'wasm' || estimateBytes(this.cfg, w) <= heapLimitBytes();
   }
 
   /** runWithCacheAndGrads on a streamed model: the block-wise backward. */

@@ -16,7 +16,7 @@ import type { RuleSet } from '../rules/rules.ts';
 import { compileHooks, type Hook } from './hook-point.ts';
 import { hookShape } from './hook-points.ts';
 import type { ActivationCache } from './activation-cache.ts';
-import type { StreamedWeights, UploadedBlock } from './streamed-weights.ts';
+import { onTape, type StreamedWeights, type UploadedBlock } from './streamed-weights.ts';
 
 /** What the streamed passes need from the model. */
 export interface StreamedEngine {
@@ -52,9 +52,9 @@ export interface StreamedOptions {
   tidyBlocks?: boolean;
 }
 
-function assertNoTape(): void {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
-  if (state.gradientDepth > 0) {
+/** Refuse a gradient tape around a pass that uploads and frees blocks (all kept: allowed). */
+function assertNoTape(e: StreamedEngine): void {
+  if (onTape() && !e.weights.keepsEveryBlock) {
     throw new Error(
       'a streamed model cannot be differentiated with tf.grad: its weights leave the heap block by block. ' +
         'Take gradients with runWithCacheAndGrads (block-wise backward), or load the whole model (--no-stream-weights)',
@@ -94,7 +94,7 @@ function withBlock<T>(e: StreamedEngine, l: number, f: (up: UploadedBlock) => T)
  * activations live until that scope ends, as in the whole-model forward; weights are freed block by block).
  */
 export function streamedForward(e: StreamedEngine, input: StreamedInput, opts: StreamedOptions): tf.Tensor3D {
-  assertNoTape();
+  assertNoTape(e);
   const hooks = opts.hooks ?? [];
   let x = input.resid ?? embedStage(e, input.tokens!, hooks);
   for (let l = input.start; l < e.cfg.nLayers; l++) {
@@ -148,7 +148,7 @@ function stageOf(name: string, L: number): number {
  * when a block is recomputed, so they must be pure (replace values, not store them).
  */
 export function streamedCacheAndGrads(e: StreamedEngine, input: StreamedInput, metric: (logits: tf.Tensor3D) => tf.Scalar, names: string[], opts: StreamedGradOptions): StreamedCacheAndGrads {
-  assertNoTape();
+  assertNoTape(e);
   const L = e.cfg.nLayers;
   const byStage = new Map<number, string[]>();
   for (const n of names) byStage.set(stageOf(n, L), [...(byStage.get(stageOf(n, L)) ?? []), n]);

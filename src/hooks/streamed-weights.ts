@@ -36,6 +36,11 @@ export interface StreamStats {
   cacheHits: number;
 }
 
+/** Whether a gradient tape is recording (tfjs keeps no public flag for it). */
+export function onTape(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
+}
+
 /** One uploaded block: its forward layout and the tensors to free. */
 export interface UploadedBlock {
   tensors: BlockTensors;
@@ -112,6 +117,11 @@ export class StreamedWeights {
           `(the heap corrupts tensors silently near 4 GB), so relp stopped; use fewer prompts per pass, or a GPU backend`,
       );
     }
+  }
+
+  /** Whether every block stays uploaded once it has run (all fit in the kept budget). */
+  get keepsEveryBlock(): boolean {
+    return this.keepBlocks >= this.cfg.nLayers;
   }
 
   /**
@@ -208,6 +218,9 @@ export class StreamedWeights {
    */
   private eachPiece(ids: readonly number[] | undefined, f: (W: tf.Tensor2D, bias: tf.Tensor1D | undefined, at: number, width: number) => void): void {
     const pieces: [number, number][] | undefined = ids ? undefined : this.chunks();
+    // On a gradient tape (a model whose blocks are all kept) the backward still needs the pieces:
+    // the enclosing tidy frees them.
+    const free = (ts: tf.Tensor[]) => (onTape() ? undefined : tf.dispose(ts));
     if (ids) {
       const d = this.cfg.dModel;
       const rows = new Float32Array(ids.length * d);
@@ -220,7 +233,7 @@ export class StreamedWeights {
       try {
         f(W, bias, 0, ids.length);
       } finally {
-        tf.dispose([W, idx, ...(bias ? [bias] : [])]);
+        free([W, idx, ...(bias ? [bias] : [])]);
       }
       return;
     }
@@ -230,7 +243,7 @@ export class StreamedWeights {
       try {
         f(W, bias, v0, v1 - v0);
       } finally {
-        tf.dispose([W, ...(bias ? [bias] : [])]);
+        free([W, ...(bias ? [bias] : [])]);
       }
     }
   }
@@ -250,7 +263,7 @@ export class StreamedWeights {
     });
     const width = ids ? ids.length : this.cfg.dVocab;
     const logits = tf.tidy(() => tf.reshape(parts.length === 1 ? parts[0] : tf.concat(parts, 1), [b, p, width]));
-    for (const t of parts) t.dispose();
+    if (!onTape()) for (const t of parts) t.dispose();
     return logits;
   }
 

@@ -16,6 +16,7 @@
 import { sampleCorrelation, sampleRankCorrelation } from 'simple-statistics';
 import { flattenTensor, type ScoreTensor } from '../contracts/score-tensor.ts';
 import { COMPONENT_ORDER, KL_METRIC_NAME, METHOD_ORDER, NORMALISED_METRIC_NAME, REFERENCE_METHOD, orderBy } from './names.ts';
+import { describeRules } from '../rules/rules.ts';
 
 /**
  * Scores whose spread max |score − mean| is at most this fraction of the metric scale count as
@@ -276,6 +277,11 @@ export function formatCorrelationTable(table: CorrelationTable, title: string): 
   const notes = table.noCorrelation.map((g) => `– (${g.tag}) ${g.where}: no correlation: ${g.reason}`);
   for (const m of table.methods) if (MAGNITUDE_METHODS[m]) notes.push(MAGNITUDE_METHODS[m]);
   return [title, head, ...lines, ...notes.map((n) => `note: ${n}`)].join('\n');
+}
+
+/** The title of a run's correlation table: `relp demo`, `relp patch` and `relp compare` print the same one. */
+export function correlationTitle(rules: string | null | undefined): string {
+  return `Correlation with activation patching, Pearson r (Spearman ρ); relp rules: ${rules ? describeRules(rules) : '-'}`;
 }
 
 /** One line saying which correlations are missing and why (null when all are numbers). */

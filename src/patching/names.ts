@@ -13,6 +13,19 @@ export const SWEEP_METHODS = ['activation', 'atp', 'atp*', 'relp'] as const;
 /** A sweep method name. */
 export type SweepMethod = (typeof SWEEP_METHODS)[number];
 
+/**
+ * What a patching sweep runs unless told otherwise: `relp demo`, `relp patch` and `runSweep` share
+ * these (with `IOI_DEFAULTS` of tasks/dataset.ts for the prompts), so `relp patch --task ioi` prints the demo's table.
+ * `metric` is the CLI name of the normalised logit difference; `rules` the RelP paper code's preset.
+ */
+export const SWEEP_DEFAULTS = Object.freeze({
+  methods: Object.freeze(['activation', 'atp', 'relp'] as const),
+  components: Object.freeze(['resid_pre', 'attn_out', 'mlp_out', 'z'] as const),
+  metric: 'normalised-logit-diff',
+  direction: 'denoising',
+  rules: 'relp',
+} as const);
+
 /** The method every other one is compared with. */
 export const REFERENCE_METHOD = 'activation';
 

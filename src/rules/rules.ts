@@ -51,3 +51,14 @@ export function resolveRules(rules: RulePresetName | string | RuleSet | undefine
 export function isPlainGradient(r: RuleSet): boolean {
   return !(r.ln || r.identity || r.half || r.ah || r.uniformQK || r.uniformAV || r.softmaxTaylor);
 }
+
+/** How tables and summaries name each rule (the README's rule table). */
+const RULE_LABELS: Record<keyof RuleSet, string> = { ln: 'LN', identity: 'Identity', half: 'Half', ah: 'AH', uniformQK: 'uniform Q·K', uniformAV: 'uniform A·V', softmaxTaylor: 'softmax Taylor' };
+
+/** A preset's name with the rules it switches on, e.g. `relp (LN + Identity + Half)`; another name as it is. */
+export function describeRules(name: string): string {
+  if (!(name in RULE_PRESETS)) return name;
+  const set: RuleSet = RULE_PRESETS[name as RulePresetName];
+  const on = (Object.keys(RULE_LABELS) as (keyof RuleSet)[]).filter((k) => set[k]).map((k) => RULE_LABELS[k]);
+  return `${name} (${on.join(' + ')})`;
+}

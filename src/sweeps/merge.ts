@@ -15,7 +15,7 @@ import { checkNormaliser, resolveMetric, type Metric } from '../patching/metrics
 import { componentSpec } from '../patching/components.ts';
 import { nest, type MethodScores } from '../patching/score-grid.ts';
 import { cellsPerLayer, edgeCount, faithSizes, parseShardKey, planShards, type SweepPlan } from './plan.ts';
-import { trapezoid } from '../circuits/faithfulness.ts';
+import { reach80, trapezoid } from '../circuits/faithfulness.ts';
 import type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
 import type { ShardResult } from './run-shard.ts';
 
@@ -255,7 +255,6 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
         ...pts.map(({ n, p }) => ({ edges: n, fraction_edges: n / E, recovered: (p.value - empty) / (full - empty) })),
         { edges: E, fraction_edges: 1, recovered: 1 },
       ];
-      const hit = curve.find((q) => q.recovered >= 0.8);
       return {
         method,
         ablation: f.ablation,
@@ -265,7 +264,7 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
         full,
         empty,
         auc: trapezoid(curve.map((q) => q.fraction_edges), curve.map((q) => q.recovered)),
-        edges_for_80: hit ? hit.edges : null,
+        edges_for_80: reach80(curve)?.first ?? null,
       };
     });
   }

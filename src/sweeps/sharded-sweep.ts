@@ -1,7 +1,8 @@
 /**
- * A patching sweep run as shards: locally on N threads, or on a BullMQ queue served by
- * `relp worker` processes on any machine. Both write the same run.json as `runSweep`, and
- * both resume from OUT/progress.json (the shards done).
+ * A patching sweep run as shards: in this thread (workers = 1), on N local threads, or on a BullMQ
+ * queue served by `relp worker` processes on any machine. This is the one sweep path: `relp patch`,
+ * `relp demo` and the library's `runSweep` all come here, every way writes the same run.json (the
+ * one writer, {@link runShardedSweep}), and every way resumes from OUT/progress.json (the shards done).
  */
 import * as tf from '@tensorflow/tfjs';
 import { availableParallelism } from 'node:os';
@@ -9,8 +10,13 @@ import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import { parseComponents } from '../patching/components.ts';
 import { runFileOf, runPairs, writeRunFile, type RunFile } from '../contracts/run.ts';
-import type { Provenance } from '../contracts/provenance.ts';
-import { prepareSweepFolder, sweepProvenance, type SweepOptions } from '../patching/sweep.ts';
+import { makeProvenance, type HashableModel, type Provenance } from '../contracts/provenance.ts';
+import { prepareRunFolder } from '../contracts/run-folder.ts';
+import { SWEEP_DEFAULTS, type SweepMethod } from '../patching/names.ts';
+import type { ComponentName } from '../patching/components.ts';
+import type { Direction } from '../patching/activation-patching.ts';
+import type { RulePresetName } from '../rules/rules.ts';
+import type { DatasetRecord } from '../tasks/dataset.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
 import { toPatchingData } from '../patching/data.ts';
@@ -21,6 +27,46 @@ import { runLocal } from './local-pool.ts';
 import { runQueued } from './coordinator.ts';
 import { capWorkers } from './worker-memory.ts';
 import type { ShardResult } from './run-shard.ts';
+
+/** What a patching sweep computes and where it writes; unset fields take {@link SWEEP_DEFAULTS}. */
+export interface SweepOptions {
+  /** Default `SWEEP_DEFAULTS.methods` (activation, atp, relp). */
+  methods?: SweepMethod[];
+  /** Names or a comma list; default `SWEEP_DEFAULTS.components` (resid_pre, attn_out, mlp_out, z). */
+  components?: ComponentName[] | string;
+  /** LRP rule preset of `relp` (default `relp`). */
+  rules?: RulePresetName;
+  /** Default `denoising` (clean patched into corrupt). */
+  direction?: Direction;
+  /** CLI metric name (default `normalised-logit-diff`). */
+  metric?: string;
+  /** Sequences per forward in activation patching. */
+  batch?: number;
+  /** Output folder: run.json, and progress.json (the shards done) while the sweep runs. */
+  out?: string;
+  /** What run.json records about the prompts (default {@link CUSTOM_DATASET}). */
+  dataset?: DatasetRecord;
+  /** With `out`: start a new run there even if it holds results for other prompts or another model. */
+  force?: boolean;
+}
+
+/** The dataset record of pairs built in code: no task, seed or file on record (provenance task `custom`). */
+export const CUSTOM_DATASET: DatasetRecord = Object.freeze({ kind: 'custom' });
+
+/** The provenance of a sweep on `pairs`: task and seed from its dataset record (a JSONL file's task is the file). */
+export function sweepProvenance(pairs: PromptPair[], model: HashableModel, dataset: DatasetRecord = CUSTOM_DATASET): Provenance {
+  const task = dataset.kind === 'jsonl' ? { task: dataset.source ?? 'jsonl', seed: null } : { task: dataset.kind, seed: dataset.seed ?? null };
+  return makeProvenance(task.task, task.seed, pairs, model);
+}
+
+/**
+ * Refuse an `out` folder that holds another run (before any compute, so a wrong folder costs
+ * nothing), naming what differs.
+ */
+export function prepareSweepFolder(opts: Pick<SweepOptions, 'out' | 'force' | 'dataset'>, provenance: Provenance, pairs: readonly PromptPair[], modelPath: string): void {
+  if (!opts.out) return;
+  prepareRunFolder(opts.out, provenance, { force: opts.force, facts: { n: pairs.length, corruption: opts.dataset?.corruption, model: modelPath } });
+}
 
 /** How to run shards. */
 export interface ShardRunOptions {
@@ -53,7 +99,7 @@ export function defaultWorkers(): number {
 }
 
 function metricName(m: string | undefined): string {
-  if (m === undefined) return 'normalised-logit-diff';
+  if (m === undefined) return SWEEP_DEFAULTS.metric;
   resolveMetric(m);
   return m;
 }
@@ -76,8 +122,8 @@ export function buildPlan(
     model: { ref, hash: loaded.model.weightHash(), config: loaded.model.cfg },
     pairs,
     metric,
-    direction: opts.direction ?? 'denoising',
-    rules: grad.includes('relp') || opts.edgeGrad?.includes('eap-relp') ? (opts.rules ?? 'relp') : undefined,
+    direction: opts.direction ?? SWEEP_DEFAULTS.direction,
+    rules: grad.includes('relp') || opts.edgeGrad?.includes('eap-relp') ? (opts.rules ?? SWEEP_DEFAULTS.rules) : undefined,
     batch: opts.batch,
     activation: methods.includes('activation') ? { components, layersPerShard: opts.layersPerShard ?? 1 } : undefined,
     gradient: grad.length ? { methods: grad, components, promptsPerShard: opts.promptsPerShard ?? 8 } : undefined,
@@ -155,8 +201,8 @@ export async function runPlan(plan: SweepPlan, loaded: LoadedModel | undefined, 
   return { ...merged, stats: { shards: keys.length, resumed: keys.length - todo.length, computed: todo.length, resumedWork: total - todoWork, totalWork: total, workers, wallSeconds: (performance.now() - t0) / 1000 } };
 }
 
-/** The run file of a merged plan (the same fields `runSweep` writes). */
-export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: SweepOptions['dataset'], provenance: Provenance = sweepProvenance(plan.pairs, loaded.model, dataset)): RunFile {
+/** The run file of a merged plan: what {@link runShardedSweep} writes to OUT/run.json. */
+export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: MergedRun, dataset: DatasetRecord = CUSTOM_DATASET, provenance: Provenance = sweepProvenance(plan.pairs, loaded.model, dataset)): RunFile {
   const metric = resolveMetric(plan.metric);
   const first = plan.pairs[0].cleanIds;
   const grad = plan.gradient?.methods ?? [];
@@ -173,15 +219,18 @@ export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: Merged
   });
 }
 
-
-/** `relp patch` as shards: build the plan, run it, write OUT/run.json. */
+/**
+ * A patching sweep (`relp patch`, `relp demo`, `runSweep`): build the plan (unset methods and
+ * components from {@link SWEEP_DEFAULTS}), run its shards, and with `out` write OUT/run.json.
+ * `ref` is where threads and queue workers find the model (see model-source.ts).
+ */
 export async function runShardedSweep(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: Omit<SweepOptions, 'progress'> & ShardSizes & ShardRunOptions,
+  opts: SweepOptions & ShardSizes & ShardRunOptions = {},
 ): Promise<{ run: RunFile; stats: PlanRunStats }> {
-  const plan = buildPlan(loaded, ref, pairs, opts);
+  const plan = buildPlan(loaded, ref, pairs, { ...opts, methods: opts.methods ?? [...SWEEP_DEFAULTS.methods], components: opts.components ?? [...SWEEP_DEFAULTS.components] });
   const provenance = sweepProvenance(pairs, loaded.model, opts.dataset);
   prepareSweepFolder(opts, provenance, pairs, loaded.path);
   const r = await runPlan(plan, loaded, opts);

@@ -6,6 +6,13 @@ import { generateIoi, groupByLength, type IoiCorruption } from './ioi.ts';
 import { loadJsonlDataset } from './jsonl.ts';
 import type { PromptPair, TokenEncoder } from './types.ts';
 
+/**
+ * The built-in IOI task's defaults, one set for `relp demo`, `relp patch` and `relp circuit` (so the
+ * same flags draw the same prompts in each): 64 pairs, seed 0, corrupted by swapping the names as
+ * the RelP paper does (the answer flips); `abc` (a third name) is the option.
+ */
+export const IOI_DEFAULTS: { readonly n: number; readonly seed: number; readonly corruption: IoiCorruption } = Object.freeze({ n: 64, seed: 0, corruption: 'swap' });
+
 /** Where the pairs come from. */
 export type DatasetSpec =
   | { kind: 'ioi'; n: number; seed: number; corruption: IoiCorruption }
@@ -35,7 +42,15 @@ export function datasetTask(spec: DatasetSpec): { task: string; seed: number | n
   return spec.kind === 'ioi' ? { task: 'ioi', seed: spec.seed } : { task: spec.path, seed: null };
 }
 
+/** What run.json records about its prompts besides the pairs: the task (`kind`) and its seed and corruption, or the JSONL file. */
+export interface DatasetRecord {
+  kind: string;
+  seed?: number;
+  corruption?: string;
+  source?: string;
+}
+
 /** The `dataset` record of run.json for a spec (pairs added by the writer). */
-export function datasetRecord(spec: DatasetSpec): { kind: string; seed?: number; corruption?: string; source?: string } {
+export function datasetRecord(spec: DatasetSpec): DatasetRecord {
   return spec.kind === 'ioi' ? { kind: 'ioi', seed: spec.seed, corruption: spec.corruption } : { kind: 'jsonl', source: spec.path };
 }

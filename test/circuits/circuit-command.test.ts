@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { register, runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
+import { formatCircuitSummary, register, runCircuitCommand, type CircuitCommandOptions } from '../../src/cli/commands/circuit.ts';
+import { activationPatch } from '../../src/patching/activation-patching.ts';
+import { toPatchingData } from '../../src/patching/data.ts';
 import { readCircuitFile } from '../../src/contracts/circuit.ts';
 import { readFaithfulnessFile } from '../../src/contracts/faithfulness.ts';
 import { ioiSameLength } from '../../src/tasks/dataset.ts';
@@ -83,6 +85,40 @@ describe('relp circuit', () => {
     const recovered = (naiveLd((e) => mask[e] === 1) - empty) / (full - empty);
     expect(Math.abs(summary.circuit_recovered - recovered)).toBeLessThan(1e-3);
     model.dispose();
+  });
+
+  it('the summary says what each number is: the selection, where each curve first reaches 80% and the sizes it measured, the reference heads by name', async () => {
+    const sumOut = join(out, 'summary');
+    const summary = await runCircuitCommand({ ...base, method: ['eap', 'eap-relp'], out: sumOut });
+    const text = formatCircuitSummary(summary);
+    const links = readCircuitFile(sumOut).links.length;
+    // The circuit line: how many edges the top-20 selection kept once dangling ones were dropped.
+    expect(text.split('\n')[0]).toMatch(new RegExp(`^circuit: ${links} of \\d+ edges \\(the top 20 by \\|eap score\\|, then ${20 - links} dangling edges dropped\\) on 6 prompts \\(task ioi, seed 1\\); recovers -?\\d\\.\\d{3} of the metric`));
+    // "80% at n", read off the written curves: the first measured size at or above 80% and the
+    // measured size before it; one number only when no size lies between them.
+    const { curves } = readFaithfulnessFile(sumOut);
+    for (const c of curves) {
+      const i = c.curve.findIndex((p) => p.recovered >= 0.8);
+      expect(i).toBeGreaterThan(0);
+      const [prev, first] = [c.curve[i - 1]!.edges, c.curve[i]!.edges];
+      const cell = prev + 1 === first ? String(first) : `${prev + 1}–${first}`;
+      const row = text.split('\n').find((l) => l.startsWith(`${c.method} `))!;
+      expect(row.trim().split(/\s+/)[4], row).toBe(cell);
+      expect([summary.methods[c.method]!.edges_for_80, summary.methods[c.method]!.edges_below_80]).toEqual([first, prev]);
+      // The legend lists exactly the sizes the curve measured (its ends, 0 and every edge, are defined).
+      expect(text).toContain(`The curve measures n = ${c.curve.slice(1, -1).map((p) => p.edges).join(', ')} only.`);
+    }
+    // The reference heads by name: recompute them from activation patching of z on the same prompts
+    // (|effect| ≥ 10% of the largest).
+    const { model, tokenizer } = await loadModelWithTokenizer(tmp.dir);
+    const z = (await activationPatch(model, toPatchingData(ioiSameLength(tokenizer, 6, 1, 'abc')), { components: 'z' })).scores.z!.values as number[][];
+    model.dispose();
+    const max = Math.max(...z.flat().map(Math.abs));
+    const want = z.flatMap((row, l) => row.map((v, h) => ({ id: `a${l}.h${h}`, a: Math.abs(v) }))).filter((c) => c.a >= 0.1 * max).map((c) => c.id);
+    const line = text.split('\n').find((l) => l.startsWith('reference heads'))!;
+    const named = /: ((?:a\d+\.h\d+(?:, )?)+);/.exec(line)?.[1]?.split(', ');
+    expect(new Set(named)).toEqual(new Set(want));
+    expect(line).toMatch(new RegExp(`they recover ${summary.reference_recovered!.toFixed(3)}$`));
   });
 
   it('rejects bad arguments with specific messages', async () => {

@@ -4,13 +4,13 @@
  * gives IOI accuracy ≥ 0.95 and mean clean logit difference ≥ 3.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, type CliResult } from './run-cli.ts';
 import { runTorchReference, torchAvailable } from '../helpers/torch-reference.ts';
 import { EMBEDDED_MODEL_DIR } from '../../src/hooks/load-model.ts';
-import type { RunFile } from '../../src/patching/run-file.ts';
+import type { RunFile } from '../../src/contracts/run.ts';
 
 describe('relp demo --no-serve', () => {
   let dir: string;
@@ -51,6 +51,38 @@ describe('relp demo --no-serve', () => {
     }
     // Swapping the names flips the answer: the corrupt run prefers the other name.
     expect(run.metric.corrupt).toBeLessThan(0);
+  });
+
+  it('`relp patch --task ioi --n 64` is the demo\'s sweep: the same plan, shard for shard, and the same printed table', async () => {
+    expect(res.code, res.stderr).toBe(0);
+    // In a copy of the demo's folder: a shard is reused only when the plan's hash (prompts, model
+    // weights, methods, components, metric, direction, rules, shard sizes) is the demo's, so
+    // "computed 0" shows every default is the demo's, and the run takes seconds instead of a sweep.
+    // (A fresh folder prints the same table: 27 s by hand on two busy cores.)
+    const patchOut = join(dir, 'patch');
+    cpSync(out, patchOut, { recursive: true });
+    const p = await runCli(['patch', '--task', 'ioi', '--n', '64', '--out', patchOut]);
+    expect(p.code, p.stderr).toBe(0);
+    const m = /reused (\d+) of (\d+) shards .*, computed (\d+)/.exec(p.stdout);
+    expect(m, p.stdout).not.toBeNull();
+    expect(m![1]).toBe(m![2]);
+    expect(m![3]).toBe('0');
+    // The table: its title line through the line before the first blank one (rows, then any notes).
+    const tableOf = (stdout: string) => {
+      const lines = stdout.split('\n');
+      const start = lines.findIndex((l) => l.startsWith('Correlation with activation patching'));
+      const end = lines.findIndex((l, i) => i > start && l.trim() === '');
+      return start < 0 ? [] : lines.slice(start, end < 0 ? undefined : end);
+    };
+    const demoTable = tableOf(res.stdout);
+    expect(demoTable.filter((l) => /^(resid_pre|attn_out|mlp_out|z)\s/.test(l))).toHaveLength(4);
+    expect(tableOf(p.stdout)).toEqual(demoTable);
+    // The same prompts, model and metric: the defaults really are the demo's, not just close.
+    const patched = JSON.parse(readFileSync(join(patchOut, 'run.json'), 'utf8')) as RunFile;
+    expect(patched.provenance).toEqual(run.provenance);
+    expect(patched.dataset.corruption).toBe('swap');
+    expect(patched.metric).toEqual(run.metric);
+    expect(Object.keys(patched.scores).sort()).toEqual(Object.keys(run.scores).sort());
   });
 
   it.skipIf(!torchAvailable())('PyTorch on the recorded pairs: accuracy ≥ 0.95 and mean clean LD ≥ 3', async () => {

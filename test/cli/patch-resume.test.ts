@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeTinyGPT2 } from '../fixtures/reference/tiny-gpt2.ts';
 import { RELP_BIN, runCli } from './run-cli.ts';
-import type { RunFile } from '../../src/patching/run-file.ts';
+import type { RunFile } from '../../src/contracts/run.ts';
 
 const TOK = new URL('../fixtures/gpt2-tokenizer/', import.meta.url).pathname;
 

@@ -60,7 +60,7 @@ describe('one run folder = one set of prompts', () => {
     expect(readCircuitFile(out).provenance).toEqual(run.provenance);
     expect(readFaithfulnessFile(out).provenance).toEqual(run.provenance);
     // A human summary on stdout, not JSON.
-    expect(c.stdout).toMatch(/^circuit: \d+ of \d+ edges on 4 prompts \(task ioi, seed 0\); recovers -?\d+\.\d{3} of the metric/);
+    expect(c.stdout).toMatch(/^circuit: \d+ of \d+ edges \(the top 10 by \|eap score\|, then \d+ dangling edges dropped\) on 4 prompts \(task ioi, seed 0\); recovers -?\d+\.\d{3} of the metric/);
     expect(c.stdout).toMatch(/\neap\s+-?\d\.\d{3}/);
     expect(() => JSON.parse(c.stdout)).toThrow();
     // Rewriting the same run is fine; a patch for other prompts is refused in turn.

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { writeTinyGPT2 } from '../fixtures/reference/tiny-gpt2.ts';
 import { runTorchReference, torchAvailable, type ReferencePatchResult, type ReferenceLogitsResult } from '../helpers/torch-reference.ts';
 import { runCli } from './run-cli.ts';
-import type { RunFile } from '../../src/patching/run-file.ts';
+import type { RunFile } from '../../src/contracts/run.ts';
 
 const TOK = new URL('../fixtures/gpt2-tokenizer/', import.meta.url).pathname;
 

@@ -178,3 +178,43 @@ describe('streamed model keeping its first blocks uploaded', () => {
     whole.dispose();
   });
 });
+
+describe('streamed model keeping every block uploaded', () => {
+  it('takes gradients on one tape (no block recomputed), with the whole model\'s values, and frees everything on dispose', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relp-stream-keepall-'));
+    dirs.push(dir);
+    writeHFCheckpoint(dir, { modelType: 'gpt2', seed: 58, nLayers: 3 });
+    const ck = await loadCheckpoint(dir);
+    const whole = HookedTransformer.fromStateDict(ck.config, ck.stateDict);
+    const before = tf.memory().numTensors;
+    const kept = HookedTransformer.fromBlockSource(memoryBlockSource(whole.cfg, hfToCanonical(ck.config, ck.stateDict)), { keepBlocks: 3, chunkFloats: 7 * whole.cfg.dModel });
+    const names = ['hook_embed', 'blocks.0.hook_resid_pre', 'blocks.1.attn.hook_z', 'blocks.2.hook_mlp_out', 'ln_final.hook_normalized'];
+    const settings = [
+      { rules: RULE_PRESETS.relp, lastPositionOnly: true, logitIds: [4, 9] },
+      { rules: undefined, lastPositionOnly: false },
+    ];
+    for (const s of settings) {
+      const m = s.logitIds ? (lg: tf.Tensor3D) => tf.sum(tf.mul(tf.slice(lg, [0, lg.shape[1] - 1, 0], [-1, 1, -1]), tf.tensor1d([1, -1]))) as tf.Scalar : metric;
+      const mw = s.logitIds ? (lg: tf.Tensor3D) => m(tf.concat(s.logitIds!.map((v) => tf.slice(lg, [0, 0, v], [-1, -1, 1])), 2) as tf.Tensor3D) : metric;
+      const ra = whole.runWithCacheAndGrads(TOKENS, mw, { names, rules: s.rules, lastPositionOnly: s.lastPositionOnly });
+      const rb = kept.runWithCacheAndGrads(TOKENS, m, { names, ...s });
+      expect(Math.abs(rb.value.dataSync()[0] - ra.value.dataSync()[0])).toBeLessThan(1e-5 * Math.max(1, Math.abs(ra.value.dataSync()[0])));
+      for (const n of names) {
+        expect(relDiff(rb.cache[n], ra.cache[n]), `cache ${n}`).toBeLessThan(1e-5);
+        expect(relDiff(rb.grads[n], ra.grads[n]), `grad ${n}`).toBeLessThan(1e-5);
+      }
+      expect(maxAbs(ra.grads['blocks.0.hook_resid_pre'])).toBeGreaterThan(1e-6);
+      for (const r of [ra, rb]) {
+        tf.dispose([r.logits, r.value]);
+        disposeCache(r.cache, r.grads);
+      }
+    }
+    // Each block was uploaded once and then served kept: the one tape recomputes nothing.
+    const st = kept.streamStats()!;
+    expect(st.blocksUploaded).toBe(3);
+    expect(st.cacheHits).toBe(3);
+    kept.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    whole.dispose();
+  });
+});

@@ -18,7 +18,7 @@ import { loadCheckpoint } from '../../src/models/checkpoint.ts';
 import { loadDataset } from '../../src/tasks/dataset.ts';
 import { buildPlan, runPlan } from '../../src/sweeps/sharded-sweep.ts';
 import { parseQueueUrl } from '../../src/sweeps/queue-url.ts';
-import type { RunFile } from '../../src/patching/run-file.ts';
+import type { RunFile } from '../../src/contracts/run.ts';
 import type { ShardStoreFile } from '../../src/sweeps/shard-store.ts';
 
 // The equality case runs every component and method the issue names; the fault cases run a

@@ -16,7 +16,7 @@ import { toPatchingData } from '../../src/patching/data.ts';
 import { activationPatch, disposeActivationSetup, prepareActivationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { flattenTensor } from '../../src/contracts/score-tensor.ts';
-import type { MethodScores } from '../../src/patching/score-grid.ts';
+import { maxDiff } from '../helpers/score-diff.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph } from '../../src/circuits/graph.ts';
 import { faithfulnessCurve, logSpacedSizes } from '../../src/circuits/faithfulness.ts';
@@ -29,17 +29,6 @@ import { capWorkers } from '../../src/sweeps/worker-memory.ts';
 import { parseQueueUrl, shardJobId } from '../../src/sweeps/queue-url.ts';
 
 const COMPONENTS = 'resid_pre,attn_out,mlp_out,z';
-
-function maxDiff(a: MethodScores, b: MethodScores): number {
-  let m = 0;
-  for (const c of Object.keys(a) as (keyof MethodScores)[]) {
-    const x = flattenTensor(a[c]!);
-    const y = flattenTensor(b[c]!);
-    expect(y.length).toBe(x.length);
-    x.forEach((v, i) => (m = Math.max(m, Math.abs(v - y[i]))));
-  }
-  return m;
-}
 
 describe('sharded sweeps (local)', () => {
   let loaded: LoadedModel & { tokenizer: Tokenizer };

@@ -19,14 +19,14 @@ import { InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from '../shared.ts';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
 import type { EdgeGradMethod } from '../../sweeps/plan.ts';
-import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, parseAblation, type Ablation, type MeasuredCurve } from '../../circuits/faithfulness.ts';
+import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, parseAblation, reach80, type Ablation, type MeasuredCurve } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
-import { gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
+import { GPT2_SMALL_IOI_HEADS, gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
 import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.ts';
 import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges, pruneDangling } from '../../circuits/prune.ts';
-import { buildGraph, type CircuitGraph, type GqaConvention } from '../../circuits/graph.ts';
+import { buildGraph, headId, type CircuitGraph, type GqaConvention } from '../../circuits/graph.ts';
 import { checkMibGraph, fromMib, toMib, type MibCircuit } from '../../circuits/mib.ts';
 import { readMibFile, writeMibFile } from '../../contracts/mib.ts';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.ts';
@@ -162,12 +162,21 @@ export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<Ci
   }
 }
 
-/** Reference heads for the head-level ROC AUC, per --reference. */
-async function referenceHeadsFor(opts: CircuitCommandOptions, { model, data, spec }: CircuitInputs): Promise<{ heads?: HeadRef[]; source: string | null }> {
+/** Reference heads for the head-level ROC AUC, per --reference, with their names (by role for GPT-2 small's IOI heads). */
+async function referenceHeadsFor(opts: CircuitCommandOptions, { model, data, spec }: CircuitInputs): Promise<{ heads?: HeadRef[]; source: string | null; summary: ReferenceHeads | null }> {
   const ref = opts.reference;
-  if (ref === 'gpt2-ioi' || (ref === 'auto' && spec.kind === 'ioi' && isGpt2SmallShape(model.cfg))) return { heads: gpt2SmallIoiHeads(), source: 'gpt2-small IOI heads (Wang et al. 2022)' };
-  if (ref === 'patching' || ref === 'auto') return { heads: (await patchingReferenceHeads(model, data)).heads, source: 'activation patching of z (|effect| ≥ 10% of the largest)' };
-  return { source: null };
+  const names = (hs: HeadRef[]) => hs.map(([l, h]) => headId(l, h));
+  if (ref === 'gpt2-ioi' || (ref === 'auto' && spec.kind === 'ioi' && isGpt2SmallShape(model.cfg))) {
+    const source = 'gpt2-small IOI heads (Wang et al. 2022)';
+    const roles = Object.fromEntries(Object.entries(GPT2_SMALL_IOI_HEADS).map(([role, hs]) => [role, names(hs)]));
+    return { heads: gpt2SmallIoiHeads(), source, summary: { source, heads: names(gpt2SmallIoiHeads()), roles } };
+  }
+  if (ref === 'patching' || ref === 'auto') {
+    const source = 'activation patching of z (|effect| ≥ 10% of the largest)';
+    const heads = (await patchingReferenceHeads(model, data)).heads;
+    return { heads, source, summary: { source, heads: names(heads), roles: null } };
+  }
+  return { source: null, summary: null };
 }
 
 /**
@@ -257,14 +266,24 @@ async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): 
     edges_total: run.graph.nEdges,
     circuit_edges: countEdges(run.mask),
     circuit_recovered: run.circuitRecovered,
+    selection: { method: methods[0], how: opts.threshold !== undefined ? 'threshold' : opts.selection, value: opts.threshold ?? opts.edges ?? null, edges_before_pruning: run.selected },
+    ablation: opts.ablation,
+    curves: curveSizes(run.curves[0]),
     methods: Object.fromEntries(run.curves.map((c) => [c.method, methodSummary(c, run.seconds[c.method], run.headAuc?.[c.method as EdgeMethod] ?? null)])),
+    reference: reference.summary,
     reference_recovered: run.referenceRecovered ?? null,
   };
 }
 
 /** One method's row of the summary. */
 function methodSummary(c: MeasuredCurve, seconds: { scoring: number; curve: number }, headAuc: number | null): CircuitSummary['methods'][string] {
-  return { auc: c.auc, cpr: c.mib?.cpr ?? null, cmd: c.mib?.cmd ?? null, edges_for_80: c.edges_for_80, seconds, head_auc: headAuc };
+  const reach = reach80(c.curve);
+  return { auc: c.auc, cpr: c.mib?.cpr ?? null, cmd: c.mib?.cmd ?? null, edges_for_80: reach?.first ?? null, edges_below_80: reach?.previous ?? null, seconds, head_auc: headAuc };
+}
+
+/** The circuit sizes a curve measured (its endpoints, 0 and every edge, are defined, not measured), and how it chose each circuit. */
+function curveSizes(c: MeasuredCurve): CircuitSummary['curves'] {
+  return { sizes: c.curve.slice(1, -1).map((p) => p.edges), selection: c.selection === 'greedy' ? 'greedy' : 'topn' };
 }
 
 /** Method name of the curve and scores of a circuit read with --from-mib. */
@@ -300,7 +319,11 @@ function evaluateMibCircuit(opts: CircuitCommandOptions, { loaded, model, graph,
     edges_total: graph.nEdges,
     circuit_edges: countEdges(mask),
     circuit_recovered: recovered,
+    selection: null,
+    ablation: opts.ablation,
+    curves: curveSizes(curve),
     methods: { [MIB_FILE_METHOD]: methodSummary(curve, seconds, null) },
+    reference: null,
     reference_recovered: null,
     mib_file: { path, in_graph_edges: inGraph, missing_edges: mib.missing },
   };
@@ -347,41 +370,97 @@ export function register(program: Command): void {
     });
 }
 
+/** The reference heads of a summary: where they come from, their names (`a9.h6`) and, for GPT-2 small's IOI heads, their roles. */
+export interface ReferenceHeads {
+  source: string;
+  heads: string[];
+  /** Role → heads (name mover, S-inhibition, …), or null when the heads have no roles. */
+  roles: Record<string, string[]> | null;
+}
+
 /** The summary {@link runCircuitCommand} returns (`--json` prints it). */
 export interface CircuitSummary {
   out: { circuit: string; faithfulness: string; mib?: string };
   provenance: Provenance;
   prompts: number;
   edges_total: number;
+  /** Edges of the circuit, after dropping dangling ones. */
   circuit_edges: number;
+  /** Faithfulness of the circuit: (m(C) − m(∅)) / (m(full) − m(∅)). */
   circuit_recovered: number;
-  /** Per method: faithfulness AUC, MIB's CPR (↑) and CMD (↓), edges to 80%, time, head ROC AUC. */
-  methods: Record<string, { auc: number; cpr: number | null; cmd: number | null; edges_for_80: number | null; seconds: { scoring: number; curve: number }; head_auc: number | null }>;
+  /**
+   * How the circuit was chosen from the first method's scores: top-n, greedy (n edges) or
+   * threshold (|score| ≥ value), and how many edges that gave before dangling ones were dropped;
+   * null for a circuit read with --from-mib.
+   */
+  selection: { method: string; how: 'topn' | 'greedy' | 'threshold'; value: number | null; edges_before_pruning: number } | null;
+  /** What edges outside the circuit carry. */
+  ablation: Ablation;
+  /** The circuit sizes n the faithfulness curves measured, each circuit n edges chosen by |score| (`selection`), then dangling edges dropped. */
+  curves: { sizes: number[]; selection: 'topn' | 'greedy' };
+  /**
+   * Per method: faithfulness AUC, MIB's CPR (↑) and CMD (↓), where the curve first reaches 80%
+   * (`edges_for_80`: the first measured size at or above it; `edges_below_80`: the measured size
+   * before it, below 80%), time, head ROC AUC.
+   */
+  methods: Record<string, { auc: number; cpr: number | null; cmd: number | null; edges_for_80: number | null; edges_below_80: number | null; seconds: { scoring: number; curve: number }; head_auc: number | null }>;
+  /** The reference heads of the head ROC AUC and of `reference_recovered` (null: none). */
+  reference: ReferenceHeads | null;
+  /** Faithfulness of the reference heads as a node circuit: every other head's outputs ablated. */
   reference_recovered: number | null;
   /** With --from-mib: the file, its in_graph edge count, and the model's edges it does not list. */
   mib_file?: { path: string; in_graph_edges: number; missing_edges: number };
 }
 
+/** Where a curve first reaches 80%: "a–b" between the measured sizes a−1 and b, one number when nothing lies between them. */
+function reachCell(r: CircuitSummary['methods'][string]): string {
+  if (r.edges_for_80 === null || r.edges_below_80 === null) return '–';
+  return r.edges_below_80 + 1 === r.edges_for_80 ? String(r.edges_for_80) : `${r.edges_below_80 + 1}–${r.edges_for_80}`;
+}
+
+/** The first line of a summary: which circuit, chosen how, on what, and what it recovers. */
+function circuitLine(s: CircuitSummary): string {
+  const on = `on ${s.prompts} prompts (task ${s.provenance.task}${s.provenance.seed === null ? '' : `, seed ${s.provenance.seed}`})`;
+  const recovers = `recovers ${num(s.circuit_recovered)} of the metric (faithfulness, edges outside it carrying ${s.ablation} values)`;
+  if (s.mib_file) return `circuit of ${s.mib_file.path}: ${s.mib_file.in_graph_edges} in_graph edges, ${s.circuit_edges} of ${s.edges_total} after dropping dangling ones, ${on}; ${recovers}`;
+  const sel = s.selection;
+  const n = sel?.edges_before_pruning;
+  const how = !sel ? '' : sel.how === 'threshold' ? `the ${n} with |${sel.method} score| ≥ ${sel.value}` : sel.how === 'greedy' ? `${n} grown greedily from the logits by |${sel.method} score|` : `the top ${n} by |${sel.method} score|`;
+  const chosen = sel ? ` (${how}, then ${sel.edges_before_pruning - s.circuit_edges} dangling edges dropped)` : '';
+  return `circuit: ${s.circuit_edges} of ${s.edges_total} edges${chosen} ${on}; ${recovers}`;
+}
+
+/** The reference heads' line: the heads by name (by role for GPT-2 small), and what they recover as a node circuit. */
+function referenceLine(s: CircuitSummary): string | null {
+  if (s.reference_recovered === null) return null;
+  const ref = s.reference;
+  const heads = !ref ? '' : ref.roles ? Object.entries(ref.roles).map(([role, hs]) => `${role} ${hs.join(', ')}`).join('; ') : ref.heads.join(', ');
+  const what = ref ? `, ${ref.source}: ${heads};` : '';
+  return `reference heads${what} as a node circuit (every other head's outputs carrying ${s.ablation} values) they recover ${num(s.reference_recovered)}`;
+}
+
 /** The human summary of a circuit run. */
 export function formatCircuitSummary(s: CircuitSummary): string {
-  const on = `on ${s.prompts} prompts (task ${s.provenance.task}${s.provenance.seed === null ? '' : `, seed ${s.provenance.seed}`})`;
-  const what = s.mib_file
-    ? `circuit of ${s.mib_file.path}: ${s.mib_file.in_graph_edges} in_graph edges, ${s.circuit_edges} of ${s.edges_total} after dropping dangling ones, ${on}`
-    : `circuit: ${s.circuit_edges} of ${s.edges_total} edges ${on}`;
   const lines = [
-    `${what}; recovers ${num(s.circuit_recovered)} of the metric`,
+    circuitLine(s),
     '',
-    `${'method'.padEnd(10)} ${'AUC'.padStart(7)} ${'CPR'.padStart(7)} ${'CMD'.padStart(7)} ${'edges→80%'.padStart(10)} ${'head AUC'.padStart(9)} ${'seconds'.padStart(8)}`,
+    `${'method'.padEnd(10)} ${'AUC'.padStart(7)} ${'CPR'.padStart(7)} ${'CMD'.padStart(7)} ${'80% at n'.padStart(10)} ${'head AUC'.padStart(9)} ${'seconds'.padStart(8)}`,
     ...Object.entries(s.methods).map(
       ([m, r]) =>
-        `${m.padEnd(10)} ${num(r.auc).padStart(7)} ${num(r.cpr).padStart(7)} ${num(r.cmd).padStart(7)} ${String(r.edges_for_80 ?? '–').padStart(10)} ${num(r.head_auc).padStart(9)} ${num(r.seconds.scoring + r.seconds.curve, 1).padStart(8)}`,
+        `${m.padEnd(10)} ${num(r.auc).padStart(7)} ${num(r.cpr).padStart(7)} ${num(r.cmd).padStart(7)} ${reachCell(r).padStart(10)} ${num(r.head_auc).padStart(9)} ${num(r.seconds.scoring + r.seconds.curve, 1).padStart(8)}`,
     ),
     '',
     'AUC: area under faithfulness over the fraction of edges kept (0–100%). CPR, CMD (MIB): area under',
     'faithfulness f, and under |1 − f|, at 0.1%–100% of the edges; higher CPR and lower CMD are better',
     '(a perfect circuit has CPR 1, CMD 0).',
+    `80% at n: the first measured circuit size n reaching 80% faithfulness (${s.curves.selection === 'greedy' ? 'n edges grown greedily' : 'the top n edges'} by |score|,`,
+    `before dangling edges are dropped); "a–b": the curve crosses 80% between the measured sizes a−1 (below) and b.`,
+    `The curve measures n = ${s.curves.sizes.join(', ')} only.`,
   ];
-  if (s.reference_recovered !== null) lines.push('', `reference heads' circuit recovers ${num(s.reference_recovered)}`);
+  if (s.reference) lines.push('head AUC: ROC AUC of the heads ranked by their summed |edge score|, the reference heads being the positives.');
+  lines.push('seconds: scoring the edges plus measuring the curve.');
+  const ref = referenceLine(s);
+  if (ref) lines.push('', ref);
   lines.push('', `wrote ${s.out.circuit} and ${s.out.faithfulness}${s.out.mib ? `, and the MIB circuit file ${s.out.mib}` : ''}`);
   return lines.join('\n') + '\n';
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { correlationTable, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
+import { correlationTable, correlationTitle, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
 import { readRunFile } from '../../contracts/run.ts';
 import { readFaithfulnessFile } from '../../contracts/faithfulness.ts';
 import { printJson } from '../shared.ts';
@@ -25,7 +25,7 @@ export function register(program: Command): void {
       const warning = correlationWarning(table);
       if (warning) process.stderr.write(`relp: warning: ${warning}\n`);
       if (o.json) return printJson({ rules: run.rules ?? null, metric: run.metric, provenance: run.provenance, correlations: table, circuits: faith?.curves ?? null });
-      process.stdout.write(formatCorrelationTable(table, `${dir}: correlation with activation patching — Pearson r (Spearman ρ); relp rules: ${run.rules ?? '-'}`) + '\n');
+      process.stdout.write(formatCorrelationTable(table, `${dir}: ${correlationTitle(run.rules)}`) + '\n');
       if (faith) {
         process.stdout.write('\ncircuit methods (faithfulness AUC):\n');
         for (const f of faith.curves) process.stdout.write(`  ${f.method.padEnd(10)} auc ${num(f.auc)}  (m(full) ${num(f.full)}, m(empty) ${num(f.empty)})\n`);

@@ -2,10 +2,10 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
-import { parseMethods } from '../../patching/sweep.ts';
+import { parseMethods, SWEEP_DEFAULTS } from '../../patching/sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
-import { correlationTable, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
+import { correlationTable, correlationTitle, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
 import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { datasetRecord, loadDataset } from '../../tasks/dataset.ts';
 import type { Direction } from '../../patching/activation-patching.ts';
@@ -19,11 +19,12 @@ export function register(program: Command): void {
     .description('Run activation patching, AtP, AtP* and RelP over the same components and write DIR/run.json.')
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
   addExecutionOptions(addTokenizerOptions(addDatasetOptions(cmd)))
-    .option('--methods <list>', 'comma list of activation, atp, atp*, relp', 'activation,atp,relp')
-    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', 'resid_pre,attn_out,mlp_out')
-    .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default('relp'))
-    .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default('denoising'))
-    .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default('normalised-logit-diff'))
+    // Defaults shared with `relp demo` (SWEEP_DEFAULTS), so `relp patch --task ioi` prints the demo's table.
+    .option('--methods <list>', 'comma list of activation, atp, atp*, relp', SWEEP_DEFAULTS.methods.join(','))
+    .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', SWEEP_DEFAULTS.components.join(','))
+    .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default(SWEEP_DEFAULTS.rules))
+    .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default(SWEEP_DEFAULTS.direction))
+    .addOption(new Option('--metric <m>', 'metric').choices(['normalised-logit-diff', 'logit-diff', 'prob-diff', 'kl']).default(SWEEP_DEFAULTS.metric))
     .option('--batch <b>', 'sequences per forward in activation patching (patches × prompts)', positiveInt)
     .requiredOption('--out <dir>', 'output folder (resumes from its progress.json: the shards done)')
     .option('--workers <n>', 'worker threads, each with its own model (default: the number of cores, capped by memory)', positiveInt)
@@ -76,7 +77,7 @@ export function register(program: Command): void {
       }
       say(`${pairs.length} pairs (task ${run.provenance.task}${run.provenance.seed === null ? '' : `, seed ${run.provenance.seed}`}), metric ${run.metric.name}: clean ${num(run.metric.clean, 4)}, corrupt ${num(run.metric.corrupt, 4)}`);
       say(`components: ${components.join(', ')}; methods: ${methods.join(', ')}`);
-      if (table) say('\n' + formatCorrelationTable(table, `correlation with activation patching (relp rules: ${run.rules ?? '-'})`) + '\n');
+      if (table) say('\n' + formatCorrelationTable(table, correlationTitle(run.rules)) + '\n');
       say(`run written to ${path}`);
     });
 }
