@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { initBackend } from '../src/backend.ts';
-import { configFromHF, type GPT2Config } from '../src/models/config.ts';
+import { configFromHF, type BaseConfig } from '../src/models/config.ts';
 import { randomStateDict } from '../src/models/state-dict.ts';
 import { HookedTransformer } from '../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';
@@ -72,7 +72,7 @@ export interface BenchOptions {
   /** tfjs backend (default: relp's automatic choice / RELP_BACKEND). */
   backend?: string;
   /** Model config; default: the real GPT-2 small config. */
-  cfg?: GPT2Config;
+  cfg?: BaseConfig;
   batch: number;
   pos: number;
   /** Patching sweeps cover layers [0, patchLayers) × every position; default: all layers (quick: 1). */
@@ -218,7 +218,7 @@ export const RESULT_FIELDS = [
  * Matmul FLOPs (2 per multiply-add) of one GPT-2 forward on [batch, pos] tokens.
  * Elementwise ops, LayerNorm and softmax are left out (they are < 1% of the count).
  */
-export function forwardFlops(cfg: GPT2Config, batch: number, pos: number, lastPositionOnly = false): { total: number; attention: number } {
+export function forwardFlops(cfg: BaseConfig, batch: number, pos: number, lastPositionOnly = false): { total: number; attention: number } {
   const n = batch * pos;
   const { dModel: d, dMlp: m, nHeads: h, dHead: dh, nLayers: L, dVocab: v } = cfg;
   const linear = 2 * n * (d * 3 * d + d * d + 2 * d * m); // qkv, out proj, mlp in/out
@@ -232,13 +232,13 @@ export function forwardFlops(cfg: GPT2Config, batch: number, pos: number, lastPo
  * are constants): every linear layer costs one more matmul (dX), the two attention products two
  * (both operands are activations).
  */
-export function forwardBackwardFlops(cfg: GPT2Config, batch: number, pos: number, lastPositionOnly = false): number {
+export function forwardBackwardFlops(cfg: BaseConfig, batch: number, pos: number, lastPositionOnly = false): number {
   const f = forwardFlops(cfg, batch, pos, lastPositionOnly);
   return 2 * f.total + f.attention;
 }
 
 /** Number of parameters (weights tied: wte counted once). */
-export function paramCount(cfg: GPT2Config): number {
+export function paramCount(cfg: BaseConfig): number {
   const { dModel: d, dMlp: m, nLayers: L } = cfg;
   return cfg.dVocab * d + cfg.nCtx * d + L * (4 * d + 3 * d * d + 3 * d + d * d + d + d * m + m + m * d + d) + 2 * d;
 }
@@ -274,7 +274,7 @@ function cpuNow(): number {
  * IOI-shaped patching data from deterministic ids: corrupt prompts differ from clean ones at two
  * positions (about 20% and 65% into the prompt, like the subject/indirect-object names of IOI).
  */
-export function benchData(cfg: GPT2Config, batch: number, pos: number): PatchingData {
+export function benchData(cfg: BaseConfig, batch: number, pos: number): PatchingData {
   const v = cfg.dVocab;
   const clean = benchTokens(batch, pos, v);
   const changed = new Set([Math.floor(pos * 0.2), Math.floor(pos * 0.65)]);

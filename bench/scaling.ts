@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { estimateBytes, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../src/backend/memory-guard.ts';
 import { initBackend } from '../src/backend.ts';
-import { configFromHF, type GPT2Config } from '../src/models/config.ts';
+import { configFromHF, type BaseConfig } from '../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../src/models/state-dict.ts';
 import { HookedTransformer, type MetricFn } from '../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../src/hooks/activation-cache.ts';
@@ -158,7 +158,7 @@ export function peakBytesDuring<T>(fn: () => T): { result: T; peakBytes: number 
 
 // ---------------------------------------------------------------- workloads
 /** The state dict of the first `n` layers of `sd` (same embeddings and final LN). */
-export function truncateLayers(sd: StateDict, cfg: GPT2Config, n: number): { sd: StateDict; cfg: GPT2Config } {
+export function truncateLayers(sd: StateDict, cfg: BaseConfig, n: number): { sd: StateDict; cfg: BaseConfig } {
   if (n < 1 || n > cfg.nLayers) throw new Error(`layers must be in [1, ${cfg.nLayers}], got ${n}`);
   const out: StateDict = new Map();
   for (const [k, v] of sd) {
@@ -245,7 +245,7 @@ export interface MaxBatchRow {
 }
 
 /** {@link maxBatchUnderLimit} for the workloads of the benchmark. */
-export function maxBatchTable(cfg: GPT2Config, positions: number[]): MaxBatchRow[] {
+export function maxBatchTable(cfg: BaseConfig, positions: number[]): MaxBatchRow[] {
   return positions
     .filter((p) => p <= cfg.nCtx)
     .map((pos) => ({
@@ -258,7 +258,7 @@ export function maxBatchTable(cfg: GPT2Config, positions: number[]): MaxBatchRow
 
 /** Options of {@link runScaling}. */
 export interface ScalingOptions {
-  cfg: GPT2Config;
+  cfg: BaseConfig;
   /** Weights of the full model; fewer layers use its first blocks. */
   sd: StateDict;
   /** The already-built full model (reused for the position and batch rows). */
@@ -271,7 +271,7 @@ export interface ScalingOptions {
 }
 
 /** Build a model and measure the tensor bytes it holds (parameters and any cached copies such as the transposed unembedding). */
-export function buildModel(cfg: GPT2Config, sd: StateDict): { model: HookedTransformer; bytes: number } {
+export function buildModel(cfg: BaseConfig, sd: StateDict): { model: HookedTransformer; bytes: number } {
   const before = tf.engine().state.numBytes;
   const model = HookedTransformer.fromStateDict(cfg, sd);
   return { model, bytes: tf.engine().state.numBytes - before };
@@ -379,7 +379,7 @@ export function table(head: string[], body: string[][]): string {
 }
 
 /** Default grids: quick keeps the run short; the full grid doubles along each axis. */
-export function defaultGrid(cfg: GPT2Config, quick: boolean): ScalingGrid {
+export function defaultGrid(cfg: BaseConfig, quick: boolean): ScalingGrid {
   const L = cfg.nLayers;
   const layers = quick ? [Math.max(1, L >> 2), Math.max(1, L >> 1), L] : [1, 2, 4, 8, L].filter((n) => n <= L);
   return {

@@ -16,7 +16,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend.ts';
-import { configToHF, type GPT2Config } from '../src/models/config.ts';
+import { configToHF, type BaseConfig } from '../src/models/config.ts';
 import { randomStateDict } from '../src/models/state-dict.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { loadModel, type LoadedModel } from '../src/hooks/load-model.ts';
@@ -98,7 +98,7 @@ async function redisForBench(log: (m: string) => void): Promise<{ url: string; s
 }
 
 /** Run the sweep benchmark. */
-export async function runSweepBench(o: { cfg: GPT2Config; quick: boolean; batch: number; pos: number; seed: number; log: (m: string) => void }): Promise<SweepBenchResult> {
+export async function runSweepBench(o: { cfg: BaseConfig; quick: boolean; batch: number; pos: number; seed: number; log: (m: string) => void }): Promise<SweepBenchResult> {
   const { log } = o;
   const load0 = loadavg()[0];
   await initBackend();

@@ -15,15 +15,8 @@
 
 // %%
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
-import { hookShape } from '../src/hooks/hook-points.ts';
-import type { Hook } from '../src/hooks/hook-point.ts';
-import { disposeCache } from '../src/hooks/activation-cache.ts';
-import { generateIoi } from '../src/tasks/ioi.ts';
-import { BABA_TEMPLATES } from '../src/tasks/ioi-templates.ts';
-import { RULE_PRESETS } from '../src/rules/rules.ts';
-import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels } from './lib/plots.ts';
+import { initBackend, loadModelWithTokenizer, hookShape, disposeCache, generateIoi, BABA_TEMPLATES, RULE_PRESETS, type Hook } from 'relp';
+import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels, repoPath } from './lib/plots.ts';
 
 const backend = await initBackend(); // tensorflow (GPU) when installed, else wasm, else cpu; RELP_BACKEND overrides
 const startTensors = tf.memory().numTensors;
@@ -37,7 +30,7 @@ const read = (t: tf.Tensor): number[] => {
   t.dispose();
   return v;
 };
-console.log(`backend ${backend}; model ${path}`);
+console.log(`backend ${backend}; model ${repoPath(path)}`);
 console.log(`${cfg.nLayers} layers, ${cfg.nHeads} heads of d_head ${cfg.dHead}, d_model ${cfg.dModel}, d_mlp ${cfg.dMlp}, vocab ${cfg.dVocab}, context ${cfg.nCtx}`);
 
 // %% [markdown]

@@ -21,19 +21,29 @@
 // %%
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
-import { generateIoi } from '../src/tasks/ioi.ts';
-import { BABA_TEMPLATES } from '../src/tasks/ioi-templates.ts';
-import { toPatchingData } from '../src/patching/data.ts';
-import { activationPatch } from '../src/patching/activation-patching.ts';
-import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../src/patching/attribution-patching.ts';
-import type { ComponentName } from '../src/patching/components.ts';
-import { correlationTable, formatCorrelationTable } from '../src/patching/correlation.ts';
-import { flatten, type MethodScores } from '../src/patching/score-grid.ts';
-import { readRunFile, runPairs, writeRunFile, type RunFileContent } from '../src/contracts/run.ts';
-import { makeProvenance } from '../src/contracts/provenance.ts';
-import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels, scatterPanels } from './lib/plots.ts';
+import {
+  initBackend,
+  loadModelWithTokenizer,
+  generateIoi,
+  BABA_TEMPLATES,
+  toPatchingData,
+  activationPatch,
+  ATP,
+  ATP_STAR,
+  attributionPatch,
+  relpMethod,
+  correlationTable,
+  formatCorrelationTable,
+  flattenTensor,
+  readRunFile,
+  runPairs,
+  writeRunFile,
+  makeProvenance,
+  type ComponentName,
+  type MethodScores,
+  type RunFileContent,
+} from 'relp';
+import { NotebookOutputs, groupedBars, heatmapPanels, positionLabels, repoPath, scatterPanels } from './lib/plots.ts';
 
 const backend = await initBackend();
 const startTensors = tf.memory().numTensors;
@@ -41,7 +51,7 @@ const loaded = await loadModelWithTokenizer(process.env.RELP_NOTEBOOK_MODEL || u
 const { model, tokenizer } = loaded;
 const cfg = model.cfg;
 const out = new NotebookOutputs('02-ioi-patching');
-console.log(`backend ${backend}; ${loaded.path}: ${cfg.nLayers} layers × ${cfg.nHeads} heads, d_model ${cfg.dModel}`);
+console.log(`backend ${backend}; ${repoPath(loaded.path)}: ${cfg.nLayers} layers × ${cfg.nHeads} heads, d_model ${cfg.dModel}`);
 
 // %% [markdown]
 // ## The dataset
@@ -184,7 +194,7 @@ const cellLabels = (comp: ComponentName): string[] =>
 for (const m of ['atp', 'relp']) {
   await out.show(
     scatterPanels(
-      components.map((c) => ({ title: `${c} (r = ${pearson(c, m).toFixed(3)})`, x: flatten(scores.activation[c]!), y: flatten(scores[m][c]!), text: cellLabels(c) })),
+      components.map((c) => ({ title: `${c} (r = ${pearson(c, m).toFixed(3)})`, x: flattenTensor(scores.activation[c]!), y: flattenTensor(scores[m][c]!), text: cellLabels(c) })),
       { title: `${m} vs activation patching`, xTitle: 'activation patching', yTitle: m },
     ),
     `scatter-${m}`,
@@ -198,16 +208,16 @@ for (const m of ['atp', 'relp']) {
 
 // %%
 for (const c of components) {
-  const truth = flatten(scores.activation[c]!);
+  const truth = flattenTensor(scores.activation[c]!);
   const names = cellLabels(c);
   const worst = (m: string) => {
-    const est = flatten(scores[m][c]!);
+    const est = flattenTensor(scores[m][c]!);
     const i = est.map((v, k) => [Math.abs(v - truth[k]), k] as const).sort((a, b) => b[0] - a[0])[0][1];
     return `${m} ${est[i].toFixed(3)} at ${names[i]} (truth ${truth[i].toFixed(3)})`;
   };
   console.log(`${c.padEnd(9)} largest error: ${worst('atp')}; ${worst('relp')}`);
 }
-const top = flatten(scores.activation.z!)
+const top = flattenTensor(scores.activation.z!)
   .map((v, i) => ({ head: `${Math.floor(i / cfg.nHeads)}.${i % cfg.nHeads}`, v }))
   .sort((a, b) => Math.abs(b.v) - Math.abs(a.v))
   .slice(0, 5);

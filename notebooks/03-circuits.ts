@@ -19,19 +19,26 @@
 // %%
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.ts';
-import { loadModelWithTokenizer } from '../src/hooks/load-model.ts';
-import { ioiSameLength } from '../src/tasks/dataset.ts';
-import { toPatchingData } from '../src/patching/data.ts';
-import { runSweep } from '../src/patching/sweep.ts';
-import { buildGraph, edgeName } from '../src/circuits/graph.ts';
-import { attributeEdges, exactEdgeScores } from '../src/circuits/attribute.ts';
-import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type MeasuredCurve } from '../src/circuits/faithfulness.ts';
-import { makeProvenance } from '../src/contracts/provenance.ts';
-import { countEdges, pruneDangling, selectEdges } from '../src/circuits/prune.ts';
-import { headRocAuc, patchingReferenceHeads } from '../src/circuits/reference.ts';
-import { circuitToJson, writeCircuitFiles } from '../src/circuits/export.ts';
-import { startViewer } from '../src/viz/server.ts';
+import { initBackend, loadModelWithTokenizer, ioiSameLength, toPatchingData, runSweep, makeProvenance } from 'relp';
+import {
+  buildGraph,
+  edgeName,
+  attributeEdges,
+  exactEdgeScores,
+  evaluateCircuits,
+  faithfulnessCurve,
+  logSpacedSizes,
+  nodeCircuitFaithfulness,
+  countEdges,
+  pruneDangling,
+  selectEdges,
+  headRocAuc,
+  patchingReferenceHeads,
+  circuitToJson,
+  writeCircuitFiles,
+  type MeasuredCurve,
+} from 'relp/circuits';
+import { startViewer } from 'relp/viz';
 import { sampleCorrelation } from 'simple-statistics';
 import { NotebookOutputs, lines, scatterPanels } from './lib/plots.ts';
 

@@ -2,12 +2,15 @@
  * `npm run notebooks`: execute every notebook headless and fail on any error.
  *
  * Notebook sources are `notebooks/NN-*.ts` (percent format); `notebooks/NN-*.ipynb` are generated
- * from them (`--sync`) and must match (checked first). Two engines:
+ * from them (`--sync`) and must match them apart from outputs (checked first). Two engines:
  * - `jupyter`: a Jupyter client (`notebooks/lib/execute_notebook.py`, on Debian's jupyter_client and
  *   nbformat) runs each `.ipynb` on the Deno kernel (npm package `deno`) through a private
  *   kernelspec, so nothing is installed for the user. The executed notebooks, with their outputs,
- *   go to `notebooks/outputs/NN-*.ipynb`. (Not `jupyter nbconvert --execute`: it drops the Deno
- *   kernel's output that arrives after a cell's idle status.)
+ *   go to `notebooks/outputs/NN-*.ipynb` and, for each notebook that ran without error, back to
+ *   `notebooks/NN-*.ipynb`, so the committed notebooks carry their outputs. (Not
+ *   `jupyter nbconvert --execute`: it drops the Deno kernel's output that arrives after a cell's
+ *   idle status.) The notebooks import 'relp', which Deno resolves through package.json "exports"
+ *   to dist/, so dist/ is rebuilt first when stale.
  * - `tsx`: run the `.ts` sources with tsx (Node), where Jupyter is not installed.
  * `auto` (default) picks `jupyter` when both a Python with jupyter_client and `deno` are found, else `tsx`.
  * After the run, the plots saved as HTML are rendered to PNG with headless Chromium when it exists.
@@ -20,7 +23,8 @@ import { tmpdir } from 'node:os';
 import { basename, delimiter, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { ipynbText } from '../notebooks/lib/percent-format.ts';
+import { ipynbText, keepOutputs, notebookText, withoutOutputs } from '../notebooks/lib/percent-format.ts';
+import { ensureFreshDist } from './fresh-dist.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const NB_DIR = join(ROOT, 'notebooks');
@@ -36,12 +40,19 @@ export function notebookNames(): string[] {
     .sort();
 }
 
-/** Names whose committed `.ipynb` differs from what its `.ts` source generates. */
+/** Names whose committed `.ipynb`, outputs aside, differs from what its `.ts` source generates. */
 export function outOfSync(names: string[]): string[] {
   return names.filter((n) => {
     const ipynb = join(NB_DIR, `${n}.ipynb`);
-    return !existsSync(ipynb) || readFileSync(ipynb, 'utf8') !== ipynbText(readFileSync(join(NB_DIR, `${n}.ts`), 'utf8'), n);
+    return !existsSync(ipynb) || withoutOutputs(readFileSync(ipynb, 'utf8')) !== ipynbText(readFileSync(join(NB_DIR, `${n}.ts`), 'utf8'), n);
   });
+}
+
+/** Write `notebooks/NN.ipynb` from its source, keeping the outputs of unchanged code cells. */
+function syncNotebook(name: string): void {
+  const ipynb = join(NB_DIR, `${name}.ipynb`);
+  const committed = existsSync(ipynb) ? readFileSync(ipynb, 'utf8') : undefined;
+  writeFileSync(ipynb, keepOutputs(ipynbText(readFileSync(join(NB_DIR, `${name}.ts`), 'utf8'), name), committed));
 }
 
 function which(cmd: string, args: string[]): boolean {
@@ -169,7 +180,7 @@ async function main(): Promise<void> {
   for (const w of wanted) if (!all.includes(w)) throw new Error(`no notebook "${w}" (have: ${all.join(', ')})`);
 
   if (o.sync) {
-    for (const n of wanted) writeFileSync(join(NB_DIR, `${n}.ipynb`), ipynbText(readFileSync(join(NB_DIR, `${n}.ts`), 'utf8'), n));
+    for (const n of wanted) syncNotebook(n);
     process.stdout.write(`notebooks: wrote ${wanted.map((n) => `${n}.ipynb`).join(', ')}\n`);
     return;
   }
@@ -199,6 +210,7 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1' };
   let kernels: string | undefined;
   if (engine === 'jupyter') {
+    ensureFreshDist();
     kernels = kernelspecDir(deno!);
     env.JUPYTER_PATH = [kernels, process.env.JUPYTER_PATH].filter(Boolean).join(delimiter);
   }
@@ -220,6 +232,8 @@ async function main(): Promise<void> {
           : await runLogged(join(ROOT, 'node_modules', '.bin', 'tsx'), [`${name}.ts`], { cwd: NB_DIR, env, log, timeoutS: o.timeout });
       const seconds = (performance.now() - t) / 1000;
       results.push({ name, ok: code === 0, seconds });
+      // The committed notebook gets the outputs of a clean run (in nbformat's own key order, as generated).
+      if (code === 0 && engine === 'jupyter') writeFileSync(join(NB_DIR, `${name}.ipynb`), notebookText(JSON.parse(readFileSync(join(OUT_DIR, `${name}.ipynb`), 'utf8'))));
       process.stdout.write(`${code === 0 ? '✔' : '✘'} ${name}: ${code === 0 ? 'ok' : `failed (exit ${code}); log: ${relative(ROOT, log)}`} in ${seconds.toFixed(1)} s\n`);
     }
   } finally {

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import { initBackend } from '../src/backend.ts';
-import { configToHF, type GPT2Config } from '../src/models/config.ts';
+import { configToHF, type BaseConfig } from '../src/models/config.ts';
 import { randomStateDict, mulberry32, type StateDict } from '../src/models/state-dict.ts';
 import { writeSafetensors } from '../src/io/safetensors.ts';
 import { HookedTransformer } from '../src/hooks/hooked-transformer.ts';
@@ -84,7 +84,7 @@ const log = (msg: string) => process.stderr.write(msg + '\n');
 
 const backend = await initBackend();
 const vocab = buildVocab(collectVocabulary());
-const cfg: GPT2Config = {
+const cfg: BaseConfig = {
   nLayers: 4,
   nHeads: 4,
   dModel: 128,

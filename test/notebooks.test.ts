@@ -1,23 +1,33 @@
 /**
- * Notebooks: the committed `.ipynb` files are exactly what their `.ts` sources generate, and the
- * percent-format parser and the plot pages behave. (Executing the notebooks is `npm run notebooks`,
- * a separate CI step: too slow for the unit tests.)
+ * Notebooks: the committed `.ipynb` files are exactly what their `.ts` sources generate, apart from
+ * the outputs of their last run, which every code cell carries; the percent-format parser and the
+ * plot pages behave. (Executing the notebooks is `npm run notebooks`, which writes those outputs
+ * back, a separate CI step: too slow for the unit tests.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { DENO_KERNELSPEC, ipynbText, parsePercentSource, toIpynb } from '../notebooks/lib/percent-format.ts';
+import { DENO_KERNELSPEC, ipynbText, keepOutputs, notebookText, parsePercentSource, toIpynb, withoutOutputs } from '../notebooks/lib/percent-format.ts';
 import { figureHtml, heatmapPanels, positionLabels } from '../notebooks/lib/plots.ts';
 import { notebookNames, outOfSync } from '../scripts/run-notebooks.ts';
 
 const NB = fileURLToPath(new URL('../notebooks/', import.meta.url));
 
 describe('notebooks', () => {
-  it('there are at least three, and each .ipynb matches its .ts source (else: npx tsx scripts/run-notebooks.ts --sync)', () => {
+  it('there are at least three, and each .ipynb matches its .ts source apart from outputs (else: npx tsx scripts/run-notebooks.ts --sync)', () => {
     const names = notebookNames();
     expect(names.length).toBeGreaterThanOrEqual(3);
     expect(outOfSync(names)).toEqual([]);
+  });
+
+  it('the committed notebooks carry their executed outputs (else: npm run notebooks)', () => {
+    for (const name of notebookNames()) {
+      const nb = JSON.parse(readFileSync(join(NB, `${name}.ipynb`), 'utf8')) as { cells: { cell_type: string; id: string; outputs?: { output_type: string }[] }[] };
+      const code = nb.cells.filter((c) => c.cell_type === 'code');
+      expect(code.filter((c) => !c.outputs?.length).map((c) => c.id), `${name}: code cells without outputs`).toEqual([]);
+      expect(code.flatMap((c) => c.outputs!).filter((o) => o.output_type === 'error'), `${name}: error outputs`).toEqual([]);
+    }
   });
 
   it('the generated notebooks are nbformat 4.5 for the Deno kernel, cells in source order', () => {
@@ -50,6 +60,18 @@ describe('percent format', () => {
     expect(() => parsePercentSource('const a = 1;\n', 'n.ts')).toThrow('n.ts:1: content before the first "// %%" cell marker');
     expect(() => parsePercentSource('// %% [markdown]\n// ok\nnot a comment\n', 'n.ts')).toThrow('n.ts:3: a markdown cell (started line 1)');
     expect(() => parsePercentSource('// %% [raw]\n', 'n.ts')).toThrow('n.ts:1: unknown cell marker');
+  });
+
+  it('an executed notebook is in sync when only its outputs differ, and --sync keeps the outputs of unchanged code cells', () => {
+    const src = '// %%\nconsole.log(1);\n\n// %%\nconsole.log(2);\n';
+    const generated = ipynbText(src, 'a');
+    const nb = JSON.parse(generated) as { cells: { outputs: unknown[]; execution_count: number | null }[] };
+    nb.cells.forEach((c, i) => Object.assign(c, { outputs: [{ name: 'stdout', output_type: 'stream', text: [`${i + 1}\n`] }], execution_count: i + 1 }));
+    const executed = notebookText(nb);
+    expect(withoutOutputs(executed)).toBe(generated);
+    const resynced = JSON.parse(keepOutputs(ipynbText(src.replace('console.log(2)', 'console.log(3)'), 'a'), executed)) as typeof nb;
+    expect(resynced.cells.map((c) => [c.outputs.length, c.execution_count])).toEqual([[1, 1], [0, null]]);
+    expect(keepOutputs(generated, undefined)).toBe(generated);
   });
 
   it('is deterministic and ends with a newline', () => {

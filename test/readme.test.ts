@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_BEGIN, CLI_END, extractCliSection, renderCliReference, replaceCliSection } from '../docs/cli-reference.ts';
 import { allHookNames, hookShape } from '../src/hooks/hook-points.ts';
-import type { GPT2Config } from '../src/models/config.ts';
+import type { BaseConfig } from '../src/models/config.ts';
 import { randomStateDict } from '../src/models/state-dict.ts';
 import { parseJsonlDataset } from '../src/tasks/jsonl.ts';
 import { loadTokenizer } from '../src/tokenizer.ts';
@@ -165,7 +165,7 @@ describe('README: CLI reference', () => {
 describe('README: hook table', () => {
   it('lists every hook point once, with the shape the model gives it', () => {
     // Distinct primes for every dimension, so each number in a shape names its dimension.
-    const cfg: GPT2Config = { nLayers: 2, nHeads: 3, dModel: 7, dHead: 11, dMlp: 13, nCtx: 64, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
+    const cfg: BaseConfig = { nLayers: 2, nHeads: 3, dModel: 7, dHead: 11, dMlp: 13, nCtx: 64, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
     const dims: Record<number, string> = { 17: 'batch', 19: 'pos', 3: 'head', 7: 'd_model', 11: 'd_head', 13: 'd_mlp', 1: '1' };
     const rows = new Map<string, string>();
     for (const m of README.matchAll(/^\| `([^`]+)` \| `\[([^\]]+)\]` \|/gm)) {
@@ -305,7 +305,7 @@ describe('README: reproducing the GPT-2 numbers (offline stand-in)', () => {
   it('download → patch → compare → circuit run as written, on a random GPT-2 served by a local hub', { timeout: 300_000 }, async () => {
     // A random GPT-2 (tiny, with the real 50257-token GPT-2 tokenizer), served in the Hub's layout
     // under the README's model id. Larger weights than the default so clean and corrupt differ.
-    const cfg: GPT2Config = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 32, dVocab: 50257, eps: 1e-5, act: 'gelu_new', bosTokenId: 50256, eosTokenId: 50256 };
+    const cfg: BaseConfig = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 32, dVocab: 50257, eps: 1e-5, act: 'gelu_new', bosTokenId: 50256, eosTokenId: 50256 };
     const model = makeTmpModelDir({ withTokenizer: true, cfg, stateDict: randomStateDict(cfg, { seed: 5, std: 0.3 }) });
     cleanups.push(model.cleanup);
     const files = readdirSync(model.dir).map((f) => ({ path: f, data: new Uint8Array(readFileSync(join(model.dir, f))) }));

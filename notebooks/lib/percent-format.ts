@@ -87,7 +87,53 @@ export function toIpynb(cells: readonly NotebookCell[], name: string): Record<st
   };
 }
 
-/** The exact `.ipynb` text generated from a percent-format source (stable, ends with a newline). */
+/**
+ * A notebook as text: keys sorted at every level and one-space indents, the form nbformat itself
+ * writes, so a notebook executed by Jupyter and written back differs from the generated one only in
+ * its outputs. Ends with a newline.
+ */
+export function notebookText(nb: unknown): string {
+  const sorted = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sorted) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])])) : v;
+  return JSON.stringify(sorted(nb), null, 1) + '\n';
+}
+
+/** The exact `.ipynb` text generated from a percent-format source (stable, no outputs). */
 export function ipynbText(source: string, name: string): string {
-  return JSON.stringify(toIpynb(parsePercentSource(source, `${name}.ts`), name), null, 1) + '\n';
+  return notebookText(toIpynb(parsePercentSource(source, `${name}.ts`), name));
+}
+
+/** A code or markdown cell as stored in an `.ipynb`. */
+interface StoredCell {
+  cell_type: string;
+  id?: string;
+  source: string[] | string;
+  outputs?: unknown[];
+  execution_count?: number | null;
+}
+
+const cellsOf = (text: string) => (JSON.parse(text) as { cells: StoredCell[] }).cells;
+const sourceText = (c: StoredCell) => (Array.isArray(c.source) ? c.source.join('') : c.source);
+
+/** An `.ipynb` text with every output and execution count removed: what its source generates. */
+export function withoutOutputs(text: string): string {
+  const nb = JSON.parse(text) as { cells: StoredCell[] };
+  for (const c of nb.cells) if (c.cell_type === 'code') Object.assign(c, { outputs: [], execution_count: null });
+  return notebookText(nb);
+}
+
+/**
+ * A freshly generated notebook (`generated`, from {@link ipynbText}) that keeps the outputs of the
+ * committed one for every code cell whose id and source did not change, so re-syncing after
+ * editing one cell does not wipe the executed outputs of the others.
+ */
+export function keepOutputs(generated: string, committed: string | undefined): string {
+  if (committed === undefined) return generated;
+  const old = new Map(cellsOf(committed).map((c) => [c.id, c]));
+  const nb = JSON.parse(generated) as { cells: StoredCell[] };
+  for (const c of nb.cells) {
+    const o = old.get(c.id);
+    if (c.cell_type === 'code' && o?.cell_type === 'code' && sourceText(o) === sourceText(c)) Object.assign(c, { outputs: o.outputs ?? [], execution_count: o.execution_count ?? null });
+  }
+  return notebookText(nb);
 }

@@ -21,6 +21,8 @@ export interface Figure {
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** Where notebooks write plots, runs and executed copies. */
 export const OUTPUTS_ROOT = join(REPO_ROOT, 'notebooks', 'outputs');
+/** A path relative to the repository root, for printing (committed outputs hold no machine paths). */
+export const repoPath = (path: string): string => relative(REPO_ROOT, path);
 /** The local plotly bundle the saved pages load. */
 export const PLOTLY_BUNDLE = join(REPO_ROOT, 'node_modules', 'plotly.js-dist', 'plotly.js');
 
@@ -204,9 +206,10 @@ export class NotebookOutputs {
 
   /**
    * Save `fig` as `<name>.html` (and its spec as `<name>.json`), then show it: inline in Jupyter,
-   * or as a line naming the file under tsx. Returns the HTML path.
+   * or as a line naming the file under tsx. Returns nothing, so a cell ending in `show` prints no
+   * value (which would be a machine-specific path in the committed notebook).
    */
-  async show(fig: Figure, name: string): Promise<string> {
+  async show(fig: Figure, name: string): Promise<void> {
     if (!existsSync(PLOTLY_BUNDLE)) throw new Error(`plotly bundle not found at ${PLOTLY_BUNDLE}; run npm install`);
     const html = this.path(`${name}.html`);
     const src = relative(this.dir, PLOTLY_BUNDLE).split('\\').join('/');
@@ -226,6 +229,5 @@ export class NotebookOutputs {
     } else {
       console.log(`plot "${title}" saved to ${this.rel(`${name}.html`)}`);
     }
-    return html;
   }
 }

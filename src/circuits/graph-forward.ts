@@ -398,7 +398,8 @@ export function graphForwardRaw(model: HookedTransformer, graph: CircuitGraph, t
 }
 
 /**
- * {@link graphForwardRaw} in its own tidy scope: returns logits [G·B, 1 or pos, vocab] and, when
+ * Run the model with per-input residual streams (each target reads the sum of its source edges,
+ * patched per `opts.patch`), in its own tidy scope: returns logits [G·B, 1 or pos, vocab] and, when
  * `collectOutputs` is set, the stacked live node outputs [nNodes − 1, G·B, pos, d_model]. Caller disposes.
  */
 export function graphForward(model: HookedTransformer, graph: CircuitGraph, tokens: number[][], opts: GraphForwardOptions = {}): { logits: tf.Tensor3D; outputs?: tf.Tensor4D } {

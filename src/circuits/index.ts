@@ -1,5 +1,5 @@
 /**
- * relp's circuit API (`import { runCircuit } from 'relp/circuits'`): the edge graph of a GPT-2,
+ * relp's circuit API (`import { runCircuit } from 'relp/circuits'`): the edge graph of a model,
  * edge attribution (EAP, EAP-IG, EAP with RelP rules, exact), edge selection and pruning,
  * faithfulness curves (with MIB's CPR / CMD), the circuit.json / faithfulness.json writers and MIB's
  * circuit file (toMib / fromMib).
@@ -19,6 +19,7 @@ export {
   type CircuitGraph,
   type GraphEdge,
   type GraphNode,
+  type GraphShape,
   type GqaConvention,
   type GraphTarget,
   type HeadInput,
@@ -59,12 +60,14 @@ export {
   mibSizes,
   nodeCircuitFaithfulness,
   parseAblation,
+  reach80,
   trapezoid,
   type Ablation,
   type CircuitEvaluation,
   type CurveOptions,
   type CurvePoint,
   type FaithfulnessOptions,
+  type MeasuredCurve,
   type MibCurveScores,
 } from './faithfulness.ts';
 export { checkMibGraph, fromMib, mibCfg, toMib, type MibCircuit, type MibModelShape } from './mib.ts';
@@ -81,4 +84,4 @@ export {
 } from './reference.ts';
 export { circuitToJson, writeCircuitFiles, type CircuitExport } from './export.ts';
 export type { FaithfulnessCurve } from '../contracts/faithfulness.ts';
-export type { CircuitFile, CircuitNode, CircuitLink } from '../contracts/circuit.ts';
+export type { CircuitFile, CircuitFileContent, CircuitNode, CircuitLink } from '../contracts/circuit.ts';

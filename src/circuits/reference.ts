@@ -3,7 +3,7 @@
  * known GPT-2 small IOI heads, and reference heads from exhaustive activation patching of z.
  */
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
-import type { GPT2Config } from '../models/config.ts';
+import type { BaseConfig } from '../models/config.ts';
 import type { PatchingData } from '../patching/data.ts';
 import { activationPatch } from '../patching/activation-patching.ts';
 import { headNode, type CircuitGraph } from './graph.ts';
@@ -43,7 +43,7 @@ export function gpt2SmallIoiHeads(): HeadRef[] {
 }
 
 /** True for the GPT-2 small shape (12 layers × 12 heads, d_model 768, vocab 50257). */
-export function isGpt2SmallShape(cfg: GPT2Config): boolean {
+export function isGpt2SmallShape(cfg: BaseConfig): boolean {
   return cfg.nLayers === 12 && cfg.nHeads === 12 && cfg.dModel === 768 && cfg.dVocab === 50257;
 }
 

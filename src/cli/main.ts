@@ -11,7 +11,7 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name('relp')
-    .description('Relevance patching, attribution patching and circuits for GPT-2-style transformers (TensorFlow.js).')
+    .description('Relevance patching, attribution patching and circuits for transformers: GPT-2, GPT-NeoX, Llama, Qwen2, Mistral, Gemma-2 (TensorFlow.js).')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const m of commandModules) m.register(program);
   // A usage error is one line like any other error, not commander's message plus the help.

@@ -35,7 +35,11 @@ export const CircuitNodeSchema = z.object({
   /** Per method: Σ |score| over all the node's edges. */
   scores: MethodScoreMap.optional(),
 });
-/** A node of `circuit.json`. */
+/**
+ * A node of `circuit.json`.
+ *
+ * @interface
+ */
 export type CircuitNode = z.infer<typeof CircuitNodeSchema>;
 
 /** A directed edge source → target; `target_input` names which input of an attention head it feeds. */
@@ -47,7 +51,11 @@ export const CircuitLinkSchema = z.object({
   weight: z.number(),
   scores: MethodScoreMap.optional(),
 });
-/** A link of `circuit.json`. */
+/**
+ * A link of `circuit.json`.
+ *
+ * @interface
+ */
 export type CircuitLink = z.infer<typeof CircuitLinkSchema>;
 
 /** The `metadata` object of circuit.json: free-form keys (circuit-tracer / Neuronpedia style) that relp reads loosely. */
@@ -96,7 +104,11 @@ export const CircuitFileSchema = z
 /** Schema of a `circuit.json` without a version (relp 0.1.0, or another attribution-graph writer). */
 export const CircuitFileLegacySchema = z.object({ ...graphFields, metadata: MetadataSchema.default({}) }).superRefine(checkGraph);
 
-/** A circuit file as read: the current version, with `provenance` null for a legacy file. */
+/**
+ * A circuit file as read: the current version, with `provenance` null for a legacy file.
+ *
+ * @interface
+ */
 export type CircuitFile = Omit<z.infer<typeof CircuitFileSchema>, 'provenance' | 'version' | 'written_by' | 'metadata'> & {
   version: number | null;
   written_by: string | null;
@@ -104,7 +116,11 @@ export type CircuitFile = Omit<z.infer<typeof CircuitFileSchema>, 'provenance' |
   metadata: z.infer<typeof MetadataSchema>;
 };
 
-/** What {@link writeCircuitFile} is given: everything but version and writer. */
+/**
+ * What {@link writeCircuitFile} is given: everything but version and writer.
+ *
+ * @interface
+ */
 export type CircuitFileContent = Omit<z.infer<typeof CircuitFileSchema>, 'version' | 'written_by'>;
 
 /**

@@ -15,7 +15,11 @@ export const FAITHFULNESS_VERSION = 1;
 
 /** One point of a curve: a circuit of `edges` edges recovers `recovered` of the metric. */
 export const CurvePointSchema = z.object({ edges: z.number(), fraction_edges: z.number().optional(), recovered: z.number() });
-/** One point of a faithfulness curve. */
+/**
+ * One point of a faithfulness curve.
+ *
+ * @interface
+ */
 export type CurvePoint = z.infer<typeof CurvePointSchema>;
 
 /**
@@ -32,7 +36,11 @@ export const MibCurveScoresSchema = z.object({
   cpr: z.number(),
   cmd: z.number(),
 });
-/** MIB's scores of a curve. */
+/**
+ * MIB's scores of a curve.
+ *
+ * @interface
+ */
 export type MibCurveScores = z.infer<typeof MibCurveScoresSchema>;
 
 /** One method's curve. */
@@ -53,7 +61,11 @@ export const FaithfulnessCurveSchema = z.looseObject({
   /** MIB's CPR and CMD with the faithfulness at MIB's edge fractions (absent in older files). */
   mib: MibCurveScoresSchema.nullable().optional(),
 });
-/** A faithfulness curve. */
+/**
+ * A faithfulness curve.
+ *
+ * @interface
+ */
 export type FaithfulnessCurve = z.infer<typeof FaithfulnessCurveSchema>;
 
 /** Schema of `faithfulness.json` version 1. */

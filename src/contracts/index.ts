@@ -5,7 +5,7 @@
  */
 export { ContractError } from './errors.ts';
 export { parseJsonText } from './json-text.ts';
-export { ProvenanceSchema, datasetHash, makeProvenance, modelHash, writtenBy, type Provenance, type PairText } from './provenance.ts';
+export { ProvenanceSchema, datasetHash, makeProvenance, modelHash, writtenBy, type Provenance, type PairText, type HashableModel } from './provenance.ts';
 export { SCORE_AXES, SCORE_LAYOUTS, ScoreTensorSchema, flattenTensor, type ScoreAxis, type ScoreTensor } from './score-tensor.ts';
 export { RUN_VERSION, RUN_VERSIONS_READ, RunFileSchema, RunFileV1Schema, RunPairSchema, parseRunFile, readRunFile, runFileOf, runFilePath, runPairs, writeRunFile, type RunFile, type RunFileContent, type RunPair } from './run.ts';
 export {

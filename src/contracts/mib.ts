@@ -19,7 +19,11 @@ export const MibCfgSchema = z.looseObject({
   parallel_attn_mlp: z.boolean(),
   d_model: z.number().int().positive(),
 });
-/** A MIB `cfg`. */
+/**
+ * A MIB `cfg`.
+ *
+ * @interface
+ */
 export type MibCfg = z.infer<typeof MibCfgSchema>;
 
 /** A node: in the circuit or not; node-level methods add a score, neuron-level ones `neurons`. */
@@ -34,7 +38,11 @@ export const MibFileSchema = z.object({
   nodes: z.record(z.string(), MibNodeSchema),
   edges: z.record(z.string(), MibEdgeSchema),
 });
-/** A MIB circuit file. */
+/**
+ * A MIB circuit file.
+ *
+ * @interface
+ */
 export type MibFile = z.infer<typeof MibFileSchema>;
 
 /**

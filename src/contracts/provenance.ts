@@ -23,7 +23,11 @@ export const ProvenanceSchema = z.object({
   model_sha256: SHA256.nullable(),
 });
 
-/** How a file was made. */
+/**
+ * How a file was made.
+ *
+ * @interface
+ */
 export type Provenance = z.infer<typeof ProvenanceSchema>;
 
 /** The prompt text of a pair, the part of a dataset the hash covers. */

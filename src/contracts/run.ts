@@ -27,7 +27,11 @@ export const RunPairSchema = z.object({
   answer_id: z.number().int().nonnegative(),
   wrong_id: z.number().int().nonnegative(),
 });
-/** One recorded prompt pair. */
+/**
+ * One recorded prompt pair.
+ *
+ * @interface
+ */
 export type RunPair = z.infer<typeof RunPairSchema>;
 
 /** method (`activation`, `atp`, `atp*`, `relp`, ...) → component (`resid_pre`, `z`, ...) → tensor. */
@@ -63,7 +67,11 @@ export const RunFileSchema = z
   })
   .superRefine((run, ctx) => checkPositions(run.scores, run.labels.length, ctx));
 
-/** The content of `run.json` (version 2). */
+/**
+ * The content of `run.json` (version 2).
+ *
+ * @interface
+ */
 export type RunFile = z.infer<typeof RunFileSchema>;
 
 /**
@@ -169,7 +177,11 @@ export function readRunFile(dirOrFile: string): RunFile {
   return parseRunFile(readJson(path), path);
 }
 
-/** The fields a producer supplies; version, writer and date are filled in when missing. */
+/**
+ * The fields a producer supplies; version, writer and date are filled in when missing.
+ *
+ * @interface
+ */
 export type RunFileContent = Omit<RunFile, 'version' | 'written_by' | 'created'> & Partial<Pick<RunFile, 'version' | 'written_by' | 'created'>>;
 
 /** Stamp a run file's content with the current version, this relp as writer, and a date. */

@@ -60,21 +60,20 @@ export const ScoreTensorSchema = z
     walk(t.values, 0, ['values']);
   });
 
-/** One component's scores for one method: `values` is nested row-major of `shape`, e.g. [L][T]. */
+/**
+ * One component's scores for one method: `values` is nested row-major of `shape` ([L][T], [L][H] or
+ * [L][H][T] for `axes` [layer, pos], [layer, head] or [layer, head, pos]). The one score type of
+ * relp: what the patching methods return (every cell a number) and what run.json holds (a cell may
+ * be null where the producer could not compute it).
+ *
+ * @interface
+ */
 export type ScoreTensor = z.infer<typeof ScoreTensorSchema>;
 
 /**
- * Flatten a score tensor row-major into a Float64Array; null becomes NaN.
- * Output length = product of `t.shape`.
+ * Flatten a score tensor row-major into plain numbers (so the result also goes into JSON and
+ * plots as it is); a null cell (a gap in a file) becomes NaN. Output length = product of `t.shape`.
  */
-export function flattenTensor(t: ScoreTensor): Float64Array {
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const out = new Float64Array(n);
-  let k = 0;
-  const walk = (v: unknown): void => {
-    if (Array.isArray(v)) for (const x of v) walk(x);
-    else out[k++] = v === null ? NaN : (v as number);
-  };
-  walk(t.values);
-  return out;
+export function flattenTensor(t: ScoreTensor): number[] {
+  return (t.values as unknown[]).flat(t.shape.length).map((v) => (v === null ? NaN : (v as number)));
 }

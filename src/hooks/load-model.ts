@@ -1,5 +1,5 @@
 /**
- * Load a model directory (HF GPT-2 layout) into a HookedTransformer plus its tokenizer.
+ * Load a model directory (Hugging Face layout: config.json, weights, tokenizer.json) into a HookedTransformer plus its tokenizer.
  * With no directory, the embedded IOI model shipped under `models/ioi-toy` is used.
  */
 import { existsSync, readFileSync } from 'node:fs';

@@ -11,7 +11,7 @@ import { writeFileSync } from 'node:fs';
 import onnxProto from 'onnx-proto';
 import type { NamedArray, StateDict } from './tensors.ts';
 
-/** The GPT-2 sizes the writer needs (a GPT2Config satisfies it). */
+/** The GPT-2 sizes the writer needs (a BaseConfig satisfies it). */
 export interface Gpt2OnnxShape {
   nLayers: number;
   nHeads: number;

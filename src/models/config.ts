@@ -2,8 +2,8 @@
  * Model configuration: what varies between architectures, as data. Parsed from a Hugging Face
  * `config.json` by the architecture's converter (src/models/architectures/), per `model_type`.
  *
- * {@link GPT2Config} is the shape every architecture shares (TransformerLens-style names); a bare
- * GPT2Config (no `modelType`) means GPT-2 and is completed by {@link resolveConfig}.
+ * {@link BaseConfig} is the shape every architecture shares (TransformerLens-style names); a bare
+ * BaseConfig (no `modelType`) is completed with GPT-2's defaults by {@link resolveConfig}.
  */
 
 /** MLP activations. `gelu_new` and `gelu_tanh` (HF `gelu_pytorch_tanh`) are the same tanh form. */
@@ -18,7 +18,7 @@ export type ModelType = (typeof MODEL_TYPES)[number];
 export type NormType = 'layernorm' | 'rmsnorm' | 'gemma-rmsnorm';
 
 /** The hyper-parameters every architecture has (TransformerLens-style names). */
-export interface GPT2Config {
+export interface BaseConfig {
   /** Number of transformer blocks. */
   nLayers: number;
   /** Number of query heads per block. */
@@ -43,8 +43,11 @@ export interface GPT2Config {
   eosTokenId?: number;
 }
 
+/** @deprecated The old name of {@link BaseConfig}, from when relp ran GPT-2 only. */
+export type GPT2Config = BaseConfig;
+
 /** A full model configuration: the shared shape plus everything that varies by architecture. */
-export interface ModelConfig extends GPT2Config {
+export interface ModelConfig extends BaseConfig {
   /** HF `model_type`. */
   modelType: ModelType;
   normType: NormType;
@@ -88,11 +91,11 @@ export interface ModelConfig extends GPT2Config {
   postNorms: boolean;
 }
 
-/** A config as callers may give it: a full ModelConfig or a bare GPT-2 shape. */
-export type ConfigInput = GPT2Config | ModelConfig;
+/** A config as callers may give it: a full ModelConfig or a bare {@link BaseConfig} (GPT-2's defaults fill the rest). */
+export type ConfigInput = BaseConfig | ModelConfig;
 
-/** The GPT-2 defaults for everything a bare {@link GPT2Config} does not say. */
-export function gpt2Defaults(c: GPT2Config): ModelConfig {
+/** The GPT-2 defaults for everything a bare {@link BaseConfig} does not say. */
+export function gpt2Defaults(c: BaseConfig): ModelConfig {
   return {
     ...c,
     modelType: 'gpt2',
@@ -115,7 +118,7 @@ export function gpt2Defaults(c: GPT2Config): ModelConfig {
   };
 }
 
-/** Complete a config: a bare GPT2Config (no `modelType`) gets the GPT-2 defaults. */
+/** Complete a config: a bare BaseConfig (no `modelType`) gets the GPT-2 defaults. */
 export function resolveConfig(c: ConfigInput): ModelConfig {
   return 'modelType' in c && c.modelType !== undefined ? (c as ModelConfig) : gpt2Defaults(c);
 }

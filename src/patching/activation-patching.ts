@@ -10,7 +10,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
 import { maxBatchUnderLimit } from '../backend/memory-guard.ts';
-import { componentSpec, gridCells, parseComponents, type ComponentName } from './components.ts';
+import { componentSpec, gridCells, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
 import { restrictVocabulary, type PatchingData } from './data.ts';
 import { aggregate, resolveMetric, type Metric, type MetricContext } from './metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from './baselines.ts';
@@ -156,6 +156,23 @@ function sweepKey(model: HookedTransformer, data: PatchingData, metric: Metric, 
   return JSON.stringify({ cfg: model.cfg, h: model.weightHash(), clean: data.clean, corrupt: data.corrupt, a: data.answerIds, w: data.wrongIds, metric: metric.name, direction });
 }
 
+/** What patching one layer's cells needs, fixed for a whole {@link activationPatch} call. */
+interface SweepContext {
+  model: HookedTransformer;
+  /** The data with the metric's vocabulary restriction applied. */
+  data: PatchingData;
+  metric: Metric;
+  setup: ActivationSetup;
+  hooks?: Hook[];
+  /** Patches per forward. */
+  per: number;
+  /** Metric value of the unpatched base run (what a cell that changes nothing scores). */
+  unpatched: number;
+  /** One metric context per chunk size (tiling the [batch, vocab] clean log-probs per chunk was 4% of a sweep). */
+  contexts: Map<number, MetricContext>;
+  progress: Progress;
+}
+
 /**
  * Activation patching of every cell of every component: the batch-mean metric after patching
  * the source run's activation into the base run at that cell (all prompts at once).
@@ -170,12 +187,8 @@ export async function activationPatch(model: HookedTransformer, input: PatchingD
   if (direction !== 'denoising' && direction !== 'noising') throw new Error(`direction must be "denoising" or "noising", got "${String(direction)}"`);
   const components = parseComponents(opts.components);
   const B = data.clean.length;
-  const { pos } = data;
-  const fit = maxBatchUnderLimit(cfg, { pos, lastPositionOnly: true, streamed: model.execution === 'streamed' });
+  const fit = maxBatchUnderLimit(cfg, { pos: data.pos, lastPositionOnly: true, streamed: model.execution === 'streamed' });
   const seqs = Math.max(B, Math.min(opts.batch ?? 512, fit > 0 ? fit : B));
-  const per = Math.max(1, Math.floor(seqs / B)); // patches per forward
-  const progress = opts.progress ?? silentProgress;
-
   const specs = components.map(componentSpec);
   const layers = opts.layers ?? Array.from({ length: cfg.nLayers }, (_, l) => l);
   for (const l of layers) if (!Number.isInteger(l) || l < 0 || l >= cfg.nLayers) throw new Error(`layer ${l} is out of range [0, ${cfg.nLayers})`);
@@ -185,18 +198,26 @@ export async function activationPatch(model: HookedTransformer, input: PatchingD
   const own = !opts.setup;
   const setup = opts.setup ?? prepareActivationPatch(model, input, { components, metric, direction, hooks: opts.hooks });
   if (!own) checkSetup(setup, key, components, opts.hooks);
-  const { src, baseRun, base, suffixes, residNames } = setup;
-  // The value of the unpatched base run (what a no-op patch scores).
-  const unpatched = metric.normalise ? (direction === 'denoising' ? 0 : 1) : direction === 'denoising' ? base.corrupt : base.clean;
+  const { base } = setup;
+  const sweep: SweepContext = {
+    model,
+    data,
+    metric,
+    setup,
+    hooks: opts.hooks,
+    per: Math.max(1, Math.floor(seqs / B)),
+    unpatched: metric.normalise ? (direction === 'denoising' ? 0 : 1) : direction === 'denoising' ? base.corrupt : base.clean,
+    contexts: new Map(),
+    progress: opts.progress ?? silentProgress,
+  };
   const scores: MethodScores = {};
-  const contexts = new Map<number, MetricContext>();
   let reusedCells = 0;
   let total = 0;
   try {
-    total = specs.reduce((n, s) => n + layers.length * gridCells(s.cellShape(cfg, pos)).length, 0);
-    progress.start(total, 'activation patching');
+    total = specs.reduce((n, s) => n + layers.length * gridCells(s.cellShape(cfg, data.pos)).length, 0);
+    sweep.progress.start(total, 'activation patching');
     for (const spec of specs) {
-      const cellShape = spec.cellShape(cfg, pos);
+      const cellShape = spec.cellShape(cfg, data.pos);
       const cells = gridCells(cellShape);
       const flat: number[] = [];
       for (let l = 0; l < cfg.nLayers; l++) {
@@ -209,68 +230,10 @@ export async function activationPatch(model: HookedTransformer, input: PatchingD
         if (saved && saved.length === cells.length) {
           reusedCells += cells.length;
           flat.push(...saved);
-          progress.increment(cells.length);
+          sweep.progress.increment(cells.length);
           continue;
         }
-        const layerVals: number[] = new Array<number>(cells.length).fill(unpatched);
-        const srcAct = src.cache[spec.hook(l)];
-        const resid = baseRun.cache[residNames[l]];
-        // A cell whose source and base activations are bitwise equal (e.g. every position before the
-        // first corrupted token, by causality) leaves the run unchanged: skip its forward.
-        // |src − base| summed per cell: zero exactly when every element is equal (no bool casts: the
-        // webgpu backend's bool→float cast feeds int data to later float kernels).
-        const differsT = tf.tidy(() => spec.reduce(tf.abs(tf.sub(srcAct, baseRun.cache[spec.hook(l)])))); // [cells]
-        const differs = differsT.dataSync();
-        differsT.dispose();
-        const todo = cells.map((_, i) => i).filter((i) => differs[i] > 0);
-        progress.increment(cells.length - todo.length);
-        for (const chunkIdx of chunkCells(todo.map((i) => cells[i]), per, suffixes ? spec.cellPos : undefined)) {
-          const { start } = chunkIdx;
-          const idx = chunkIdx.idx.map((j) => todo[j]);
-          const chunk = idx.map((i) => cells[i]);
-          const k = chunk.length;
-          // One metric context per chunk size (tiling the [batch, vocab] clean log-probs per chunk was 4% of a sweep).
-          let ctx = contexts.get(k);
-          if (!ctx) contexts.set(k, (ctx = metricContext(data, base.cleanLogProbs, k)));
-          const c = ctx;
-          const vals = tf.tidy(() => {
-            const reps = (t: tf.Tensor) => [k, ...Array<number>(t.rank - 1).fill(1)];
-            // Positions before `start` are unchanged by these patches: run only the suffix.
-            const suffix = (t: tf.Tensor) => (start === 0 ? t : tf.slice(t, [0, start], [-1, pos - start]));
-            // [k, 1, ...act] float mask: 1 at cell i of the chunk, for the i-th group of B prompts.
-            const m = tf.expandDims(tf.concat(chunk.map((cell) => tf.cast(suffix(spec.cellMask(cfg, pos, cell)), 'float32'))), 1);
-            const keep = tf.sub(1, m);
-            const srcSuffix = suffix(srcAct);
-            // x·(1 − m) + src·m is exact for m ∈ {0, 1} and broadcasts (src over the k patches, m over
-            // the B prompts), so no [k·B, ...act] tiles of the mask and source (wasm Tile is slow).
-            const blend = (x: tf.Tensor) => tf.reshape(tf.add(tf.mul(tf.reshape(x, [k, B, ...x.shape.slice(1)]), keep), tf.mul(srcSuffix, m)), x.shape);
-            const prefixKV =
-              start === 0
-                ? undefined
-                : Array.from({ length: cfg.nLayers }, (_, j) => {
-                    if (j < l) return undefined;
-                    const names = model.kvCacheHooks(j);
-                    const kv = (h: string) => {
-                      const t = baseRun.cache[h];
-                      return tf.tile(tf.slice(t, [0, 0], [-1, start]), reps(t));
-                    };
-                    return { k: kv(names.k), v: kv(names.v) };
-                  });
-            const logits = model.forward(undefined, {
-              startAtLayer: l,
-              resid: tf.tile(suffix(resid), reps(resid)),
-              prefixKV,
-              lastPositionOnly: true,
-              logitIds: data.logitIds,
-              hooks: [...(opts.hooks ?? []), { name: spec.hook(l), fn: blend }],
-            });
-            return aggregate(metric.perPrompt(lastLogits(logits), c), B, metric, base);
-          });
-          const got = await vals.data();
-          vals.dispose();
-          idx.forEach((i, j) => (layerVals[i] = got[j]));
-          progress.increment(k);
-        }
+        const layerVals = await patchLayer(sweep, spec, l, cells);
         flat.push(...layerVals);
         ckpt.done[unit] = layerVals;
         saveCheckpoint(opts.checkpointPath, ckpt);
@@ -279,9 +242,83 @@ export async function activationPatch(model: HookedTransformer, input: PatchingD
       scores[spec.name] = { axes: spec.axes, shape, values: nest(flat, shape) };
     }
   } finally {
-    progress.stop();
-    for (const c of contexts.values()) disposeContext(c);
+    sweep.progress.stop();
+    for (const c of sweep.contexts.values()) disposeContext(c);
     if (own) disposeActivationSetup(setup);
   }
   return { scores, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: (performance.now() - t0) / 1000, reused: { cells: reusedCells, total } };
+}
+
+/** The metric after patching each of `cells` of `spec` at layer `l`, chunk by chunk. */
+async function patchLayer(sweep: SweepContext, spec: ComponentSpec, l: number, cells: number[][]): Promise<number[]> {
+  const { src, baseRun, suffixes } = sweep.setup;
+  const layerVals: number[] = new Array<number>(cells.length).fill(sweep.unpatched);
+  // A cell whose source and base activations are bitwise equal (e.g. every position before the
+  // first corrupted token, by causality) leaves the run unchanged: skip its forward.
+  // |src − base| summed per cell: zero exactly when every element is equal (no bool casts: the
+  // webgpu backend's bool→float cast feeds int data to later float kernels).
+  const differsT = tf.tidy(() => spec.reduce(tf.abs(tf.sub(src.cache[spec.hook(l)], baseRun.cache[spec.hook(l)])))); // [cells]
+  const differs = differsT.dataSync();
+  differsT.dispose();
+  const todo = cells.map((_, i) => i).filter((i) => differs[i] > 0);
+  sweep.progress.increment(cells.length - todo.length);
+  for (const chunkIdx of chunkCells(todo.map((i) => cells[i]), sweep.per, suffixes ? spec.cellPos : undefined)) {
+    const idx = chunkIdx.idx.map((j) => todo[j]);
+    const vals = patchChunk(sweep, spec, l, idx.map((i) => cells[i]), chunkIdx.start);
+    const got = await vals.data();
+    vals.dispose();
+    idx.forEach((i, j) => (layerVals[i] = got[j]));
+    sweep.progress.increment(idx.length);
+  }
+  return layerVals;
+}
+
+/**
+ * The metric [k] after patching each of the k cells of `chunk` (one forward, the patches stacked
+ * along the batch axis), running only the positions from `start` on.
+ */
+function patchChunk(sweep: SweepContext, spec: ComponentSpec, l: number, chunk: number[][], start: number): tf.Tensor {
+  const { model, data, metric } = sweep;
+  const { src, baseRun, base, residNames } = sweep.setup;
+  const cfg = model.cfg;
+  const { pos } = data;
+  const B = data.clean.length;
+  const k = chunk.length;
+  let ctx = sweep.contexts.get(k);
+  if (!ctx) sweep.contexts.set(k, (ctx = metricContext(data, base.cleanLogProbs, k)));
+  const c = ctx;
+  return tf.tidy(() => {
+    const reps = (t: tf.Tensor) => [k, ...Array<number>(t.rank - 1).fill(1)];
+    // Positions before `start` are unchanged by these patches: run only the suffix.
+    const suffix = (t: tf.Tensor) => (start === 0 ? t : tf.slice(t, [0, start], [-1, pos - start]));
+    // [k, 1, ...act] float mask: 1 at cell i of the chunk, for the i-th group of B prompts.
+    const m = tf.expandDims(tf.concat(chunk.map((cell) => tf.cast(suffix(spec.cellMask(cfg, pos, cell)), 'float32'))), 1);
+    const keep = tf.sub(1, m);
+    const srcSuffix = suffix(src.cache[spec.hook(l)]);
+    // x·(1 − m) + src·m is exact for m ∈ {0, 1} and broadcasts (src over the k patches, m over
+    // the B prompts), so no [k·B, ...act] tiles of the mask and source (wasm Tile is slow).
+    const blend = (x: tf.Tensor) => tf.reshape(tf.add(tf.mul(tf.reshape(x, [k, B, ...x.shape.slice(1)]), keep), tf.mul(srcSuffix, m)), x.shape);
+    const prefixKV =
+      start === 0
+        ? undefined
+        : Array.from({ length: cfg.nLayers }, (_, j) => {
+            if (j < l) return undefined;
+            const names = model.kvCacheHooks(j);
+            const kv = (h: string) => {
+              const t = baseRun.cache[h];
+              return tf.tile(tf.slice(t, [0, 0], [-1, start]), reps(t));
+            };
+            return { k: kv(names.k), v: kv(names.v) };
+          });
+    const resid = baseRun.cache[residNames[l]];
+    const logits = model.forward(undefined, {
+      startAtLayer: l,
+      resid: tf.tile(suffix(resid), reps(resid)),
+      prefixKV,
+      lastPositionOnly: true,
+      logitIds: data.logitIds,
+      hooks: [...(sweep.hooks ?? []), { name: spec.hook(l), fn: blend }],
+    });
+    return aggregate(metric.perPrompt(lastLogits(logits), c), B, metric, base);
+  });
 }

@@ -75,7 +75,6 @@ export function attributionPatch(model: HookedTransformer, input: PatchingData, 
   const methods = opts.methods ?? [ATP];
   const specs = parseComponents(opts.components).map(componentSpec);
   const progress = opts.progress ?? silentProgress;
-  const B = data.clean.length;
   const baseTokens = direction === 'denoising' ? data.corrupt : data.clean;
   const srcTokens = direction === 'denoising' ? data.clean : data.corrupt;
   const needsQK = methods.some((m) => m.qkFix) && specs.some((s) => s.name === 'q' || s.name === 'k');
@@ -105,7 +104,7 @@ export function attributionPatch(model: HookedTransformer, input: PatchingData, 
     src.logits.dispose();
   }
   const shared = (performance.now() - t0) / 1000;
-  const raw: Metric = { ...metric, normalise: false };
+  const sweep: GradientSweep = { model, data, metric, base, specs, srcCache: src.cache, hookNames, hooks: opts.hooks, baseTokens };
   const result: AttributionResult = { scores: {}, baselines: { clean: base.clean, corrupt: base.corrupt }, seconds: {} };
   try {
     progress.start(methods.reduce((n, m) => n + (m.gradDrop ? L : 1), 0), 'attribution patching');
@@ -113,59 +112,16 @@ export function attributionPatch(model: HookedTransformer, input: PatchingData, 
       const t1 = performance.now();
       const passes: (number | undefined)[] = method.gradDrop ? Array.from({ length: L }, (_, l) => l) : [undefined];
       const acc = new Map<string, tf.Tensor>(); // `${component}:${layer}` → per-layer grid
-      for (const drop of passes) {
-        const ctx = metricContext(data, base.cleanLogProbs);
-        const metricFn = (logits: tf.Tensor3D) => tf.reshape(aggregate(raw.perPrompt(lastLogits(logits), ctx), B, raw, base), []) as tf.Scalar;
-        // GradDrop: stop the gradient through layer `drop`'s contributions to the residual stream
-        // (after the probes, so those components' own estimates are zero in that pass).
-        const postHooks: Hook[] =
-          drop === undefined
-            ? []
-            : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
-        const r = model.runWithCacheAndGrads(baseTokens, metricFn, { names: hookNames, rules: method.rules, postHooks, hooks: opts.hooks, lastPositionOnly: true, logitIds: data.logitIds });
-        try {
-          if (Number.isNaN(base.corrupt)) {
-            base.corrupt = r.value.dataSync()[0];
-            checkNormaliser(metric, base);
-            result.baselines.corrupt = base.corrupt;
-          }
-          const scale = metric.normalise ? 1 / (base.clean - base.corrupt) : 1;
-          for (const spec of specs) {
-            for (let l = 0; l < L; l++) {
-              const grid = tf.tidy(() => {
-                const { e: eRaw, reducer } = elementwise(model, spec, l, src.cache, r.cache, r.grads, method);
-                const e = tf.mul(eRaw, scale);
-                const g = method.gradDrop ? tf.sum(tf.abs(reducer.reducePerPrompt(e)), 0) : reducer.reduce(e);
-                const prev = acc.get(`${spec.name}:${l}`);
-                return prev ? tf.add(prev, g) : g;
-              });
-              acc.get(`${spec.name}:${l}`)?.dispose();
-              acc.set(`${spec.name}:${l}`, grid);
-            }
-          }
-        } finally {
-          r.logits.dispose();
-          r.value.dispose();
-          disposeCache(r.cache, r.grads);
-          disposeContext(ctx);
+      try {
+        for (const drop of passes) {
+          gradientPass(sweep, method, drop, acc);
+          progress.increment();
         }
-        progress.increment();
+        result.baselines.corrupt = base.corrupt; // measured by the first pass when denoising
+        result.scores[method.name] = methodScores(sweep, method, acc, direction);
+      } finally {
+        for (const t of acc.values()) t.dispose();
       }
-      const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
-      const baseValue = norm(direction === 'denoising' ? base.corrupt : base.clean);
-      const scores: MethodScores = {};
-      for (const spec of specs) {
-        const flat: number[] = [];
-        for (let l = 0; l < L; l++) {
-          const t = acc.get(`${spec.name}:${l}`)!;
-          const v = Array.from(t.dataSync());
-          t.dispose();
-          flat.push(...v.map((x) => (method.gradDrop ? x / Math.max(1, L - 1) : baseValue + x)));
-        }
-        const shape = [L, ...spec.cellShape(cfg, data.pos)];
-        scores[spec.name] = { axes: spec.axes, shape, values: nest(flat, shape) };
-      }
-      result.scores[method.name] = scores;
       result.seconds[method.name] = shared + (performance.now() - t1) / 1000;
     }
   } finally {
@@ -174,6 +130,89 @@ export function attributionPatch(model: HookedTransformer, input: PatchingData, 
     base.cleanLogProbs.dispose();
   }
   return result;
+}
+
+/** What every backward pass of one {@link attributionPatch} call shares. */
+interface GradientSweep {
+  model: HookedTransformer;
+  /** The data with the metric's vocabulary restriction applied. */
+  data: PatchingData;
+  metric: Metric;
+  /** Baselines; `corrupt` is NaN until the first pass measures it (denoising). */
+  base: Baselines | (MetricBaselines & { cleanLogProbs: tf.Tensor2D });
+  specs: ComponentSpec[];
+  /** The source run's cached hooks. */
+  srcCache: Cache;
+  hookNames: string[];
+  hooks?: Hook[];
+  /** The run whose gradient is taken (corrupt when denoising). */
+  baseTokens: number[][];
+}
+
+/**
+ * One backward pass of `method` on the base run (with GradDrop, the one that drops layer `drop`'s
+ * residual gradient), adding each component's per-layer estimate into `acc`.
+ */
+function gradientPass(sweep: GradientSweep, method: AttributionMethod, drop: number | undefined, acc: Map<string, tf.Tensor>): void {
+  const { model, data, metric, base, specs } = sweep;
+  const B = data.clean.length;
+  // Un-normalised metric: the raw batch mean gives the corrupt baseline; gradients are scaled by the normaliser below.
+  const raw: Metric = { ...metric, normalise: false };
+  const ctx = metricContext(data, base.cleanLogProbs);
+  const metricFn = (logits: tf.Tensor3D) => tf.reshape(aggregate(raw.perPrompt(lastLogits(logits), ctx), B, raw, base), []) as tf.Scalar;
+  // GradDrop: stop the gradient through layer `drop`'s contributions to the residual stream
+  // (after the probes, so those components' own estimates are zero in that pass).
+  const postHooks: Hook[] =
+    drop === undefined ? [] : [`blocks.${drop}.hook_attn_out`, `blocks.${drop}.hook_mlp_out`].map((name) => ({ name, fn: (x: tf.Tensor) => stopGradient(x) }));
+  const r = model.runWithCacheAndGrads(sweep.baseTokens, metricFn, { names: sweep.hookNames, rules: method.rules, postHooks, hooks: sweep.hooks, lastPositionOnly: true, logitIds: data.logitIds });
+  try {
+    if (Number.isNaN(base.corrupt)) {
+      base.corrupt = r.value.dataSync()[0];
+      checkNormaliser(metric, base);
+    }
+    const scale = metric.normalise ? 1 / (base.clean - base.corrupt) : 1;
+    for (const spec of specs) {
+      for (let l = 0; l < model.cfg.nLayers; l++) {
+        const grid = tf.tidy(() => {
+          const { e: eRaw, reducer } = elementwise(model, spec, l, sweep.srcCache, r.cache, r.grads, method);
+          const e = tf.mul(eRaw, scale);
+          const g = method.gradDrop ? tf.sum(tf.abs(reducer.reducePerPrompt(e)), 0) : reducer.reduce(e);
+          const prev = acc.get(`${spec.name}:${l}`);
+          return prev ? tf.add(prev, g) : g;
+        });
+        acc.get(`${spec.name}:${l}`)?.dispose();
+        acc.set(`${spec.name}:${l}`, grid);
+      }
+    }
+  } finally {
+    r.logits.dispose();
+    r.value.dispose();
+    disposeCache(r.cache, r.grads);
+    disposeContext(ctx);
+  }
+}
+
+/**
+ * The scores of `method` from its accumulated per-layer estimates: the base run's value plus the
+ * first-order change, or (GradDrop) the mean magnitude over the L − 1 passes that keep each layer.
+ */
+function methodScores(sweep: GradientSweep, method: AttributionMethod, acc: Map<string, tf.Tensor>, direction: Direction): MethodScores {
+  const { metric, base } = sweep;
+  const cfg = sweep.model.cfg;
+  const L = cfg.nLayers;
+  const norm = (v: number) => (metric.normalise ? (v - base.corrupt) / (base.clean - base.corrupt) : v);
+  const baseValue = norm(direction === 'denoising' ? base.corrupt : base.clean);
+  const scores: MethodScores = {};
+  for (const spec of sweep.specs) {
+    const flat: number[] = [];
+    for (let l = 0; l < L; l++) {
+      const v = Array.from(acc.get(`${spec.name}:${l}`)!.dataSync());
+      flat.push(...v.map((x) => (method.gradDrop ? x / Math.max(1, L - 1) : baseValue + x)));
+    }
+    const shape = [L, ...spec.cellShape(cfg, sweep.data.pos)];
+    scores[spec.name] = { axes: spec.axes, shape, values: nest(flat, shape) };
+  }
+  return scores;
 }
 
 type Cache = Record<string, tf.Tensor>;

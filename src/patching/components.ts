@@ -5,10 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../models/config.ts';
+import type { ScoreTensor } from '../contracts/score-tensor.ts';
 import { COMPONENT_NAMES, type ComponentName } from './names.ts';
-
-/** Axes of a score grid. */
-export type GridAxes = ['layer', 'pos'] | ['layer', 'head'] | ['layer', 'head', 'pos'];
 
 export { COMPONENT_NAMES, type ComponentName } from './names.ts';
 
@@ -20,7 +18,7 @@ export interface ComponentSpec {
   name: ComponentName;
   /** Hook name at layer l. */
   hook: (l: number) => string;
-  axes: GridAxes;
+  axes: ScoreTensor['axes'];
   /** Per-layer grid shape: [pos], [head] or [head, pos]. */
   cellShape: (cfg: ModelConfig, pos: number) => number[];
   /** Boolean mask of one cell over one prompt's activation, shape [1, ...activation dims]. */

@@ -18,7 +18,8 @@ export interface PatchingData {
   pos: number;
   /**
    * When set, model calls unembed only these vocabulary ids, and `answerIds` / `wrongIds` are
-   * positions in this list, not vocabulary ids (see {@link restrictVocabulary}).
+   * positions in this list, not vocabulary ids (sweeps set it when the metric reads only the
+   * answer and wrong logits).
    */
   logitIds?: number[];
 }

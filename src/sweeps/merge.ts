@@ -11,7 +11,7 @@
  *   normalised, score = norm(base) + contribution / (clean − corrupt). AtP*'s GradDrop values are
  *   means of per-prompt magnitudes: Σ_s n_s·v_s / N · |1 / (clean − corrupt)|.
  */
-import { checkNormaliser, resolveMetric } from '../patching/metrics.ts';
+import { checkNormaliser, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { componentSpec } from '../patching/components.ts';
 import { nest, type MethodScores } from '../patching/score-grid.ts';
 import { cellsPerLayer, edgeCount, faithSizes, parseShardKey, planShards, type SweepPlan } from './plan.ts';
@@ -76,11 +76,142 @@ export interface MergedRun {
   seconds: Record<string, number>;
 }
 
+/** Baselines (metric on the clean and corrupt runs) over all prompts. */
+type Baselines = { clean: number; corrupt: number };
+
+/** What every part of one merge shares. */
+interface MergeContext {
+  plan: SweepPlan;
+  done: Record<string, ShardResult>;
+  /** Every shard key of the plan, in plan order. */
+  keys: string[];
+  metric: Metric;
+  /** Token length of the prompts. */
+  pos: number;
+  /** Add a shard's compute seconds to a method's total. */
+  addSeconds: (method: string, seconds: number) => void;
+}
+
+/** Activation patching: each shard's layers placed as they are; every shard's baselines must agree. */
+function mergeActivation(m: MergeContext): { scores: MethodScores; baselines?: Baselines } {
+  const cfg = m.plan.model.config;
+  const L = cfg.nLayers;
+  let baselines: Baselines | undefined;
+  const act: MethodScores = {};
+  for (const c of m.plan.activation!.components) {
+    const spec = componentSpec(c);
+    const n = cellsPerLayer(cfg, c, m.pos);
+    const flat = new Array<number>(L * n).fill(NaN);
+    for (const k of m.keys) {
+      const s = parseShardKey(k);
+      if (s.kind !== 'act' || s.component !== c) continue;
+      const r = m.done[k];
+      const p = r.payload as { values: number[]; clean: number; corrupt: number };
+      if (!baselines) baselines = { clean: p.clean, corrupt: p.corrupt };
+      else if (Math.abs(p.clean - baselines.clean) > 1e-6 || Math.abs(p.corrupt - baselines.corrupt) > 1e-6) {
+        throw new Error(`shard ${k}: baselines (${p.clean}, ${p.corrupt}) differ from the other shards' (${baselines.clean}, ${baselines.corrupt})`);
+      }
+      p.values.forEach((v, i) => (flat[s.from * n + i] = v));
+      m.addSeconds('activation', r.seconds);
+    }
+    const shape = [L, ...spec.cellShape(cfg, m.pos)];
+    act[c] = { axes: spec.axes, shape, values: nest(flat, shape) };
+  }
+  return { scores: act, baselines };
+}
+
+/** Gradient methods over prompt subsets: Σ n_s·(v_s − b_s) / N, normalised with all prompts' baselines (module doc). */
+function mergeGradients(m: MergeContext): { scores: Record<string, MethodScores>; baselines?: Baselines } {
+  const g = m.plan.gradient!;
+  const cfg = m.plan.model.config;
+  const L = cfg.nLayers;
+  const N = m.plan.pairs.length;
+  const scores: Record<string, MethodScores> = {};
+  let baselines: Baselines | undefined;
+  for (const method of g.methods) {
+    const parts = m.keys.filter((k) => k.startsWith(`grad/${method}/`)).map((k) => m.done[k]);
+    let clean = 0;
+    let corrupt = 0;
+    for (const r of parts) {
+      const p = r.payload as { count: number; clean: number; corrupt: number };
+      clean += p.count * p.clean;
+      corrupt += p.count * p.corrupt;
+      m.addSeconds(method, r.seconds);
+    }
+    const b = { clean: clean / N, corrupt: corrupt / N };
+    checkNormaliser(m.metric, b);
+    const scale = m.metric.normalise ? 1 / (b.clean - b.corrupt) : 1;
+    const denoising = m.plan.direction === 'denoising';
+    const baseAll = denoising ? b.corrupt : b.clean;
+    const baseValue = m.metric.normalise ? (denoising ? 0 : 1) : baseAll;
+    const gradDrop = method === 'atp*';
+    const out: MethodScores = {};
+    for (const c of g.components) {
+      const spec = componentSpec(c);
+      const n = L * cellsPerLayer(cfg, c, m.pos);
+      const acc = new Float64Array(n);
+      for (const r of parts) {
+        const p = r.payload as { count: number; clean: number; corrupt: number; values: Record<string, number[]> };
+        const b0 = gradDrop ? 0 : denoising ? p.corrupt : p.clean;
+        const v = p.values[c];
+        for (let i = 0; i < n; i++) acc[i] += p.count * (v[i] - b0);
+      }
+      const flat = Array.from(acc, (x) => (gradDrop ? (x / N) * Math.abs(scale) : baseValue + (x / N) * scale));
+      const shape = [L, ...spec.cellShape(cfg, m.pos)];
+      out[c] = { axes: spec.axes, shape, values: nest(flat, shape) };
+    }
+    scores[method] = out;
+    baselines ??= b;
+  }
+  return { scores, baselines };
+}
+
+/** Exact edge patching: each shard's edges placed as they are. */
+function mergeExactEdges(m: MergeContext): { edges: Float32Array; baselines?: Baselines } {
+  const edges = new Float32Array(edgeCount(m.plan.model.config, m.plan.gqa)).fill(NaN);
+  let baselines: Baselines | undefined;
+  for (const k of m.keys) {
+    const s = parseShardKey(k);
+    if (s.kind !== 'edge') continue;
+    const p = m.done[k].payload as { values: number[]; clean: number; corrupt: number };
+    p.values.forEach((v, i) => (edges[s.from + i] = v));
+    baselines ??= { clean: p.clean, corrupt: p.corrupt };
+    m.addSeconds('exact', m.done[k].seconds);
+  }
+  return { edges, baselines };
+}
+
+/** EAP / EAP-RelP / EAP-IG over prompt subsets, by the gradient sweeps' rule. */
+function mergeEdgeGradients(m: MergeContext): { edgeGrad: NonNullable<MergedRun['edgeGrad']>; baselines?: Baselines } {
+  const edgeGrad: NonNullable<MergedRun['edgeGrad']> = {};
+  const E = edgeCount(m.plan.model.config, m.plan.gqa);
+  const N = m.plan.pairs.length;
+  let baselines: Baselines | undefined;
+  for (const method of m.plan.edgeGrad!.methods) {
+    // Same rule as the gradient sweeps: Σ n_s·v_s / N, normalised with all prompts' baselines.
+    const parts = m.keys.filter((k) => k.startsWith(`edge/${method}/`)).map((k) => m.done[k]);
+    let clean = 0;
+    let corrupt = 0;
+    const acc = new Float64Array(E);
+    for (const r of parts) {
+      const p = r.payload as { count: number; clean: number; corrupt: number; values: number[] };
+      clean += p.count * p.clean;
+      corrupt += p.count * p.corrupt;
+      for (let e = 0; e < E; e++) acc[e] += p.count * p.values[e];
+      m.addSeconds(method, r.seconds);
+    }
+    const b = { clean: clean / N, corrupt: corrupt / N };
+    checkNormaliser(m.metric, b);
+    const scale = m.metric.normalise ? 1 / (b.clean - b.corrupt) : 1;
+    edgeGrad[method] = { scores: Float32Array.from(acc, (x) => (x / N) * scale), ...b };
+    baselines ??= b;
+  }
+  return { edgeGrad, baselines };
+}
+
 /** Merge every shard of `plan` (all must be present in `done`). */
 export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>): MergedRun {
   const cfg = plan.model.config;
-  const L = cfg.nLayers;
-  const N = plan.pairs.length;
   const pos = plan.pairs[0].cleanIds.length;
   const metric = resolveMetric(plan.metric);
   const keys = planShards(plan);
@@ -88,108 +219,18 @@ export function mergeShards(plan: SweepPlan, done: Record<string, ShardResult>):
   if (missing.length) throw new Error(`cannot merge: ${missing.length} shard(s) missing (first: ${missing[0]})`);
   const scores: Record<string, MethodScores> = {};
   const seconds: Record<string, number> = {};
-  let baselines: { clean: number; corrupt: number } | undefined;
   const addSeconds = (m: string, s: number) => (seconds[m] = (seconds[m] ?? 0) + s);
-
-  if (plan.activation) {
-    const act: MethodScores = {};
-    for (const c of plan.activation.components) {
-      const spec = componentSpec(c);
-      const n = cellsPerLayer(cfg, c, pos);
-      const flat = new Array<number>(L * n).fill(NaN);
-      for (const k of keys) {
-        const s = parseShardKey(k);
-        if (s.kind !== 'act' || s.component !== c) continue;
-        const r = done[k];
-        const p = r.payload as { values: number[]; clean: number; corrupt: number };
-        if (!baselines) baselines = { clean: p.clean, corrupt: p.corrupt };
-        else if (Math.abs(p.clean - baselines.clean) > 1e-6 || Math.abs(p.corrupt - baselines.corrupt) > 1e-6) {
-          throw new Error(`shard ${k}: baselines (${p.clean}, ${p.corrupt}) differ from the other shards' (${baselines.clean}, ${baselines.corrupt})`);
-        }
-        p.values.forEach((v, i) => (flat[s.from * n + i] = v));
-        addSeconds('activation', r.seconds);
-      }
-      const shape = [L, ...spec.cellShape(cfg, pos)];
-      act[c] = { axes: spec.axes, shape, values: nest(flat, shape) };
-    }
-    scores.activation = act;
-  }
-
-  if (plan.gradient) {
-    const g = plan.gradient;
-    for (const m of g.methods) {
-      const parts = keys.filter((k) => k.startsWith(`grad/${m}/`)).map((k) => done[k]);
-      let clean = 0;
-      let corrupt = 0;
-      for (const r of parts) {
-        const p = r.payload as { count: number; clean: number; corrupt: number };
-        clean += p.count * p.clean;
-        corrupt += p.count * p.corrupt;
-        addSeconds(m, r.seconds);
-      }
-      const b = { clean: clean / N, corrupt: corrupt / N };
-      checkNormaliser(metric, b);
-      const scale = metric.normalise ? 1 / (b.clean - b.corrupt) : 1;
-      const denoising = plan.direction === 'denoising';
-      const baseAll = denoising ? b.corrupt : b.clean;
-      const baseValue = metric.normalise ? (denoising ? 0 : 1) : baseAll;
-      const gradDrop = m === 'atp*';
-      const out: MethodScores = {};
-      for (const c of g.components) {
-        const spec = componentSpec(c);
-        const n = L * cellsPerLayer(cfg, c, pos);
-        const acc = new Float64Array(n);
-        for (const r of parts) {
-          const p = r.payload as { count: number; clean: number; corrupt: number; values: Record<string, number[]> };
-          const b0 = gradDrop ? 0 : denoising ? p.corrupt : p.clean;
-          const v = p.values[c];
-          for (let i = 0; i < n; i++) acc[i] += p.count * (v[i] - b0);
-        }
-        const flat = Array.from(acc, (x) => (gradDrop ? (x / N) * Math.abs(scale) : baseValue + (x / N) * scale));
-        const shape = [L, ...spec.cellShape(cfg, pos)];
-        out[c] = { axes: spec.axes, shape, values: nest(flat, shape) };
-      }
-      scores[m] = out;
-      baselines ??= b;
-    }
-  }
-
-  let edges: Float32Array | undefined;
-  if (plan.edges) {
-    edges = new Float32Array(edgeCount(cfg, plan.gqa)).fill(NaN);
-    for (const k of keys) {
-      const s = parseShardKey(k);
-      if (s.kind !== 'edge') continue;
-      const p = done[k].payload as { values: number[]; clean: number; corrupt: number };
-      p.values.forEach((v, i) => (edges![s.from + i] = v));
-      baselines ??= { clean: p.clean, corrupt: p.corrupt };
-      addSeconds('exact', done[k].seconds);
-    }
-  }
-  let edgeGrad: MergedRun['edgeGrad'];
-  if (plan.edgeGrad) {
-    edgeGrad = {};
-    const E = edgeCount(cfg, plan.gqa);
-    for (const m of plan.edgeGrad.methods) {
-      // Same rule as the gradient sweeps: Σ n_s·v_s / N, normalised with all prompts' baselines.
-      const parts = keys.filter((k) => k.startsWith(`edge/${m}/`)).map((k) => done[k]);
-      let clean = 0;
-      let corrupt = 0;
-      const acc = new Float64Array(E);
-      for (const r of parts) {
-        const p = r.payload as { count: number; clean: number; corrupt: number; values: number[] };
-        clean += p.count * p.clean;
-        corrupt += p.count * p.corrupt;
-        for (let e = 0; e < E; e++) acc[e] += p.count * p.values[e];
-        addSeconds(m, r.seconds);
-      }
-      const b = { clean: clean / N, corrupt: corrupt / N };
-      checkNormaliser(metric, b);
-      const scale = metric.normalise ? 1 / (b.clean - b.corrupt) : 1;
-      edgeGrad[m] = { scores: Float32Array.from(acc, (x) => (x / N) * scale), ...b };
-      baselines ??= b;
-    }
-  }
+  const ctx: MergeContext = { plan, done, keys, metric, pos, addSeconds };
+  // Baselines: activation's when present, else the first gradient method's, exact edges', EAP's.
+  const act = plan.activation ? mergeActivation(ctx) : undefined;
+  if (act) scores.activation = act.scores;
+  const grad = plan.gradient ? mergeGradients(ctx) : undefined;
+  Object.assign(scores, grad?.scores);
+  const exact = plan.edges ? mergeExactEdges(ctx) : undefined;
+  const eg = plan.edgeGrad ? mergeEdgeGradients(ctx) : undefined;
+  const edges = exact?.edges;
+  const edgeGrad = eg?.edgeGrad;
+  const baselines = act?.baselines ?? grad?.baselines ?? exact?.baselines ?? eg?.baselines;
   let faith: FaithfulnessCurve[] | undefined;
   if (plan.faith) {
     const f = plan.faith;

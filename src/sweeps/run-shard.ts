@@ -7,7 +7,7 @@ import { activationPatch, disposeActivationSetup, prepareActivationPatch, type A
 import { ATP, ATP_STAR, attributionPatch, relpMethod, type AttributionMethod } from '../patching/attribution-patching.ts';
 import { toPatchingData } from '../patching/data.ts';
 import { resolveMetric } from '../patching/metrics.ts';
-import { flatten } from '../patching/score-grid.ts';
+import { flattenTensor } from '../contracts/score-tensor.ts';
 import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
 import { buildGraph } from '../circuits/graph.ts';
 import { evaluateCircuits } from '../circuits/faithfulness.ts';
@@ -112,7 +112,7 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     if (!plan.activation?.components.includes(s.component)) throw new Error(`shard ${key}: the plan does not patch ${s.component}`);
     const setup = planSetup(model, plan, hash, data);
     const r = await activationPatch(model, data, { components: [s.component], metric: plan.metric, direction: plan.direction, batch: plan.batch, layers, setup });
-    const flat = flatten(r.scores[s.component]!);
+    const flat = flattenTensor(r.scores[s.component]!);
     const per = flat.length / model.cfg.nLayers;
     return done({ kind: 'act', values: flat.slice(s.from * per, (s.to + 1) * per), ...r.baselines });
   }
@@ -126,7 +126,7 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     const m = gradMethod(s.method, plan.rules);
     const r = attributionPatch(model, sub, { components: g.components, methods: [m], metric, direction: plan.direction });
     const values: Record<string, number[]> = {};
-    for (const c of g.components) values[c] = flatten(r.scores[m.name][c]!);
+    for (const c of g.components) values[c] = flattenTensor(r.scores[m.name][c]!);
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
   const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: plan.gqa });

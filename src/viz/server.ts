@@ -72,16 +72,29 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
   app.use(securityHeaders);
   app.use(hostAllowList(opts.allowedHosts === undefined ? LOOPBACK_HOSTS : opts.allowedHosts));
   app.use(readOnly);
+  addStaticRoutes(app);
+  addApiRoutes(app, store);
+  addPageRoutes(app, store);
+  addFallbacks(app);
+  return app;
+}
 
-  // Static client files: only .js and .css, no directory listings or dotfiles.
+/** Client modules and CSS under `/static/`, the local plotly bundle at `/vendor/plotly.js`. */
+function addStaticRoutes(app: express.Express): void {
+  // Only .js and .css, no directory listings or dotfiles.
   const statics = express.static(PAGES_DIR, { index: false, redirect: false, dotfiles: 'ignore', fallthrough: true, setHeaders: (res) => res.setHeader('Cache-Control', 'no-cache') });
   app.use('/static', (req, res, next) => (/\.(js|css)$/.test(req.path) ? statics(req, res, next) : next()));
   const plotly = plotlyBundlePath();
   app.get('/vendor/plotly.js', (_req, res, next) => {
     res.sendFile(plotly, { headers: { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-cache' } }, (err) => err && next(err));
   });
+}
 
-  // ---- API ----
+/**
+ * The JSON API (README, "The viewer's JSON API"): `/api/runs`, and per run its `run.json`,
+ * `circuit.json`, faithfulness curves and correlation table. Errors are `{error: {status, message}}`.
+ */
+function addApiRoutes(app: express.Express, store: RunStore): void {
   app.get('/api/runs', async (_req, res) => {
     try {
       res.setHeader('Cache-Control', 'no-store');
@@ -90,49 +103,50 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
       sendApiError(res, err);
     }
   });
-  const apiFile = (loader: (id: string) => Promise<{ raw: Buffer }>) => async (req: Request, res: Response) => {
+  /** A route for one run: `send` answers with what the run's files give (errors become API errors). */
+  const perRun = (send: (id: string, res: Response) => Promise<void>) => async (req: Request, res: Response) => {
     const id = runIdParam(req);
     if (!id) return sendApiError(res, new ViewerDataError(404, 'invalid run id'));
     try {
-      sendJsonBytes(res, (await loader(id)).raw);
+      await send(id, res);
     } catch (err) {
       sendApiError(res, err);
     }
   };
-  app.get('/api/runs/:id', apiFile((id) => store.loadRun(id)));
-  app.get('/api/runs/:id/circuit', apiFile((id) => store.loadCircuit(id)));
-  app.get('/api/runs/:id/faithfulness', async (req, res) => {
-    const id = runIdParam(req);
-    if (!id) return sendApiError(res, new ViewerDataError(404, 'invalid run id'));
-    try {
-      // Always an array, whether the file holds one curve or several.
-      res.setHeader('Cache-Control', 'no-store');
-      res.json((await store.loadFaithfulness(id)).data.curves);
-    } catch (err) {
-      sendApiError(res, err);
-    }
-  });
-  app.get('/api/runs/:id/correlations', async (req, res) => {
-    const id = runIdParam(req);
-    if (!id) return sendApiError(res, new ViewerDataError(404, 'invalid run id'));
-    try {
-      res.setHeader('Cache-Control', 'no-store');
-      const run = (await store.loadRun(id)).data;
-      res.json(correlationTable(run.scores, { metric: run.metric }));
-    } catch (err) {
-      sendApiError(res, err);
-    }
-  });
+  app.get('/api/runs/:id', perRun(async (id, res) => sendJsonBytes(res, (await store.loadRun(id)).raw)));
+  app.get('/api/runs/:id/circuit', perRun(async (id, res) => sendJsonBytes(res, (await store.loadCircuit(id)).raw)));
+  app.get('/api/runs/:id/faithfulness', perRun(async (id, res) => {
+    const curves = (await store.loadFaithfulness(id)).data.curves; // always an array, whether the file holds one curve or several
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(curves);
+  }));
+  app.get('/api/runs/:id/correlations', perRun(async (id, res) => {
+    const run = (await store.loadRun(id)).data;
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(correlationTable(run.scores, { metric: run.metric }));
+  }));
   app.use('/api', (_req, res) => sendApiError(res, new ViewerDataError(404, 'no such API endpoint')));
+}
 
-  // ---- pages ----
-  const header = (extra = '') => `<header class="topbar"><a href="/">relp viewer</a>${extra}</header>`;
+const topBar = (extra = '') => `<header class="topbar"><a href="/">relp viewer</a>${extra}</header>`;
+
+/** An HTML error page for a failed page request (the message of a data error, never a stack). */
+function pageError(res: Response, err: unknown, id: string | null): void {
+  const status = err instanceof ViewerDataError ? err.status : 500;
+  const message = err instanceof ViewerDataError ? err.message : 'internal error';
+  if (!(err instanceof ViewerDataError)) process.stderr.write(`relp view: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  const title = status === 404 ? 'Run not found' : status === 422 ? `Run ${id ?? ''} cannot be shown` : 'Viewer error';
+  res.status(status).type('html').send(errorPage(status, title, message));
+}
+
+/** The HTML pages: `/` (runs), `/runs/:id`, `/runs/:id/circuit`, and the `/circuit?run=` redirect. */
+function addPageRoutes(app: express.Express, store: RunStore): void {
   app.get('/', (_req, res) => {
     res.type('html').send(
       pageShell({
         title: 'relp runs',
         modules: ['/static/index/index.js'],
-        bodyHtml: `${header()}
+        bodyHtml: `${topBar()}
 <main class="page" id="app">
 <h1>Runs</h1>
 <p class="muted">in <code id="runs-dir">${escapeHtml(store.runsDir)}</code></p>
@@ -141,48 +155,7 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
       }),
     );
   });
-
-  const pageError = (res: Response, err: unknown, id: string | null) => {
-    const status = err instanceof ViewerDataError ? err.status : 500;
-    const message = err instanceof ViewerDataError ? err.message : 'internal error';
-    if (!(err instanceof ViewerDataError)) process.stderr.write(`relp view: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-    const title = status === 404 ? 'Run not found' : status === 422 ? `Run ${id ?? ''} cannot be shown` : 'Viewer error';
-    res.status(status).type('html').send(errorPage(status, title, message));
-  };
-
-  app.get('/runs/:id', async (req, res) => {
-    const id = runIdParam(req);
-    if (!id) return pageError(res, new ViewerDataError(404, 'invalid run id'), null);
-    let run: RunFile | null = null;
-    try {
-      run = (await store.loadRun(id)).data;
-    } catch (err) {
-      const hasCircuit = await store.loadCircuit(id).then(() => true, () => false);
-      if (!(err instanceof ViewerDataError && err.status === 404 && hasCircuit)) {
-        const links = hasCircuit ? [{ href: `/runs/${encodeURIComponent(id)}/circuit`, text: 'circuit of this run' }] : [];
-        const status = err instanceof ViewerDataError ? err.status : 500;
-        const title = status === 404 ? 'Run not found' : `Run ${id} cannot be shown`;
-        return res.status(status).type('html').send(errorPage(status, title, err instanceof ViewerDataError ? err.message : 'internal error', links));
-      }
-    }
-    // Link the circuit page only when the folder has a circuit.json (a broken one still links: its page names the problem).
-    const circuitLink = await store.loadCircuit(id).then(
-      () => true,
-      (e) => !(e instanceof ViewerDataError && e.status === 404),
-    );
-    res.setHeader('Content-Security-Policy', PLOTLY_CSP);
-    res.type('html').send(
-      pageShell({
-        title: `relp · ${id}`,
-        data: { 'run-id': id, 'has-run': run ? '1' : '0' },
-        scripts: run ? ['/vendor/plotly.js'] : [],
-        modules: ['/static/run/index.js'],
-        bodyHtml: `${header(` / <span>${escapeHtml(id)}</span>${circuitLink ? ` · <a href="/runs/${encodeURIComponent(id)}/circuit">circuit</a>` : ''}`)}
-<main class="page" id="app"><h1>${escapeHtml(id)}</h1><div id="run" aria-live="polite">Loading…</div></main>`,
-      }),
-    );
-  });
-
+  app.get('/runs/:id', (req, res) => runPage(store, req, res));
   app.get('/runs/:id/circuit', async (req, res) => {
     const id = runIdParam(req);
     if (!id) return pageError(res, new ViewerDataError(404, 'invalid run id'), null);
@@ -196,12 +169,11 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
         title: `relp · ${id} · circuit`,
         data: { 'run-id': id },
         modules: ['/static/circuit/index.js'],
-        bodyHtml: `${header(` / <a href="/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a> / circuit`)}
+        bodyHtml: `${topBar(` / <a href="/runs/${encodeURIComponent(id)}">${escapeHtml(id)}</a> / circuit`)}
 <main class="page circuit-page" id="app"><div id="circuit" aria-live="polite">Loading…</div></main>`,
       }),
     );
   });
-
   // `/circuit?run=<id>&method=..&threshold=..&pins=..` -> the canonical circuit URL.
   app.get('/circuit', (req, res) => {
     const run = req.query.run;
@@ -214,11 +186,47 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
     const qs = q.toString();
     res.redirect(302, `/runs/${encodeURIComponent(run)}/circuit${qs ? `?${qs}` : ''}`);
   });
+}
 
+/** `/runs/:id`: the run page, or (a folder with only a circuit) the page with a link to the circuit. */
+async function runPage(store: RunStore, req: Request, res: Response): Promise<void> {
+  const id = runIdParam(req);
+  if (!id) return pageError(res, new ViewerDataError(404, 'invalid run id'), null);
+  let run: RunFile | null = null;
+  try {
+    run = (await store.loadRun(id)).data;
+  } catch (err) {
+    const hasCircuit = await store.loadCircuit(id).then(() => true, () => false);
+    if (!(err instanceof ViewerDataError && err.status === 404 && hasCircuit)) {
+      const links = hasCircuit ? [{ href: `/runs/${encodeURIComponent(id)}/circuit`, text: 'circuit of this run' }] : [];
+      const status = err instanceof ViewerDataError ? err.status : 500;
+      const title = status === 404 ? 'Run not found' : `Run ${id} cannot be shown`;
+      return void res.status(status).type('html').send(errorPage(status, title, err instanceof ViewerDataError ? err.message : 'internal error', links));
+    }
+  }
+  // Link the circuit page only when the folder has a circuit.json (a broken one still links: its page names the problem).
+  const circuitLink = await store.loadCircuit(id).then(
+    () => true,
+    (e) => !(e instanceof ViewerDataError && e.status === 404),
+  );
+  res.setHeader('Content-Security-Policy', PLOTLY_CSP);
+  res.type('html').send(
+    pageShell({
+      title: `relp · ${id}`,
+      data: { 'run-id': id, 'has-run': run ? '1' : '0' },
+      scripts: run ? ['/vendor/plotly.js'] : [],
+      modules: ['/static/run/index.js'],
+      bodyHtml: `${topBar(` / <span>${escapeHtml(id)}</span>${circuitLink ? ` · <a href="/runs/${encodeURIComponent(id)}/circuit">circuit</a>` : ''}`)}
+<main class="page" id="app"><h1>${escapeHtml(id)}</h1><div id="run" aria-live="polite">Loading…</div></main>`,
+    }),
+  );
+}
+
+/** 404 for everything else, and Express's own errors (e.g. a malformed %-encoding) with no stack or paths. */
+function addFallbacks(app: express.Express): void {
   app.use((req: Request, res: Response) => {
     res.status(404).type('html').send(errorPage(404, 'Not found', `no page at ${req.path}`));
   });
-  // Errors thrown by Express itself (e.g. a malformed %-encoding in the URL): no stack, no paths.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const status = typeof (err as { status?: unknown }).status === 'number' ? (err as { status: number }).status : 500;
     const safe = status >= 400 && status < 500 ? status : 500;
@@ -227,7 +235,6 @@ export function createViewerApp(runsDir: string, opts: ViewerAppOptions = {}): e
     if (req.path.startsWith('/api/')) res.status(safe).json({ error: { status: safe, message } });
     else res.status(safe).type('html').send(errorPage(safe, message, message));
   });
-  return app;
 }
 
 /** Options of {@link startViewer}. */

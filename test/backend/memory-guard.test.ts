@@ -5,17 +5,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { estimateBytes, guardMemory, maxBatchUnderLimit, WASM_HEAP_LIMIT_BYTES } from '../../src/backend/memory-guard.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { canonicalShapes } from '../../src/models/canonical.ts';
 import { configFromHF, resolveConfig, type ConfigInput } from '../../src/models/config.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { wasmPeakBytesDuring } from '../../src/backend/wasm-peak.ts';
 
-const GPT2_SMALL: GPT2Config = { nLayers: 12, nHeads: 12, dModel: 768, dHead: 64, dMlp: 3072, nCtx: 1024, dVocab: 50257, eps: 1e-5, act: 'gelu_new' };
+const GPT2_SMALL: BaseConfig = { nLayers: 12, nHeads: 12, dModel: 768, dHead: 64, dMlp: 3072, nCtx: 1024, dVocab: 50257, eps: 1e-5, act: 'gelu_new' };
 
-function tiny(over: Partial<GPT2Config> = {}): GPT2Config {
-  const c: GPT2Config = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 128, nCtx: 64, dVocab: 50, eps: 1e-5, act: 'gelu_new', ...over };
+function tiny(over: Partial<BaseConfig> = {}): BaseConfig {
+  const c: BaseConfig = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 128, nCtx: 64, dVocab: 50, eps: 1e-5, act: 'gelu_new', ...over };
   c.dHead = c.dModel / c.nHeads;
   return c;
 }

@@ -133,7 +133,7 @@ import { randomStateDict, mulberry32 } from './src/models/state-dict.ts';
 import { activationPatch } from './src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from './src/patching/attribution-patching.ts';
 import { toPatchingData } from './src/patching/data.ts';
-import { flatten } from './src/patching/score-grid.ts';
+import { flattenTensor } from './src/contracts/score-tensor.ts';
 import { RULE_PRESETS } from './src/rules/rules.ts';
 import { halfProduct, identityRule, stopGradient, taylorSoftmax, uniformMatMul } from './src/rules/ops.ts';
 import { geluNew } from './src/models/parts/activations.ts';
@@ -193,9 +193,9 @@ for (const act of ['gelu_new', 'gelu']) {
   if (act === 'gelu_new') {
     const methods = [ATP, ATP_STAR, relpMethod('relp'), { ...relpMethod('relp-ah'), name: 'relp-ah' }, { ...relpMethod('attnlrp'), name: 'attnlrp' }];
     const ap = attributionPatch(model, data, { components: 'resid_pre,attn_out,mlp_out,z,q,k,v,pattern', methods });
-    for (const [m, sc] of Object.entries(ap.scores)) for (const [c, grid] of Object.entries(sc)) out[p + 'attr/' + m + '/' + c] = flatten(grid);
+    for (const [m, sc] of Object.entries(ap.scores)) for (const [c, grid] of Object.entries(sc)) out[p + 'attr/' + m + '/' + c] = flattenTensor(grid);
     const acts = await activationPatch(model, data, { components: 'resid_pre,attn_out,mlp_out,z,pattern' });
-    for (const [c, grid] of Object.entries(acts.scores)) out[p + 'act/' + c] = flatten(grid);
+    for (const [c, grid] of Object.entries(acts.scores)) out[p + 'act/' + c] = flattenTensor(grid);
   }
   for (const rules of ['relp', 'attnlrp']) {
     const ir = inputRelevance(model, data.clean[0], { rules });
@@ -350,7 +350,7 @@ import { randomStateDict, mulberry32 } from './src/models/state-dict.ts';
 import { activationPatch } from './src/patching/activation-patching.ts';
 import { ATP, attributionPatch, relpMethod } from './src/patching/attribution-patching.ts';
 import { toPatchingData } from './src/patching/data.ts';
-import { flatten } from './src/patching/score-grid.ts';
+import { flattenTensor } from './src/contracts/score-tensor.ts';
 import { inputRelevance } from './src/relp/input-relevance.ts';
 const backend = await initBackend();
 const base = { tensors: tf.memory().numTensors, buffers: tf.backend().numDataIds() };
@@ -376,10 +376,10 @@ for (const [rn, rules] of Object.entries({ plain: {}, relp: { ln: true, identity
   for (const x of [...Object.values(g.cache), ...Object.values(g.grads)]) x.dispose();
 }
 const ap = attributionPatch(model, data, { components: 'resid_pre,attn_out,mlp_out', methods: [ATP, relpMethod('relp')] });
-for (const [m, sc] of Object.entries(ap.scores)) for (const [c, grid] of Object.entries(sc)) out['attr/' + m + '/' + c] = flatten(grid);
+for (const [m, sc] of Object.entries(ap.scores)) for (const [c, grid] of Object.entries(sc)) out['attr/' + m + '/' + c] = flattenTensor(grid);
 // batch 8: stacked last-position logits [8, 1, 1000] stay under the lowered limit.
 const acts = await activationPatch(model, data, { components: 'resid_pre,mlp_out', batch: 8 });
-for (const [c, grid] of Object.entries(acts.scores)) out['act/' + c] = flatten(grid);
+for (const [c, grid] of Object.entries(acts.scores)) out['act/' + c] = flattenTensor(grid);
 const ir = inputRelevance(model, data.clean[0], { rules: 'relp' });
 out.lrp = [...ir.relevance, ir.output];
 model.dispose();

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import {
@@ -21,7 +21,7 @@ import {
 } from '../../bench/bench.ts';
 import { logitDiffMetric, peakBytesDuring, probeKernels, runForward, runForwardBackward, uninstallProbe, type KernelStat } from '../../bench/scaling.ts';
 
-const TINY: GPT2Config = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 16, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
+const TINY: BaseConfig = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 16, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
 
 function options(over: Partial<BenchOptions> = {}): BenchOptions {
   return {

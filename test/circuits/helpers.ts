@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import type { Hook } from '../../src/hooks/hook-point.ts';
-import { configFromHF, type GPT2Config } from '../../src/models/config.ts';
+import { configFromHF, type BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
@@ -14,7 +14,7 @@ import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
 import { freezeAtCorrupt as freezeModel } from '../helpers/freeze.ts';
 import { postNormScaleHook } from '../../src/circuits/post-norm.ts';
 
-export const cfg: GPT2Config = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
+export const cfg: BaseConfig = configFromHF({ n_layer: 2, n_head: 2, n_embd: 16, n_positions: 8, vocab_size: 23 });
 
 export function tinyModel(seed = 5): { model: HookedTransformer; sd: StateDict } {
   const sd = randomStateDict(cfg, { seed, std: 0.3, biasStd: 0.1 });

@@ -5,7 +5,7 @@
  * Head h of layer l: LN1 → its own W_Q/W_K/W_V columns → causal softmax attention → z_h @ W_O[h].
  * It shares no code with src/circuits (only the state dict and the edge numbering of the graph).
  */
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import type { StateDict } from '../../src/models/state-dict.ts';
 import type { CircuitGraph } from '../../src/circuits/graph.ts';
 import { geluExact, geluNew } from '../helpers/naive-gpt2.ts';
@@ -20,7 +20,7 @@ export interface NaiveGraphRun {
  * Run one prompt. `keep(e)` says whether edge e carries the live value; `ablated[u]` ([pos·d]) is
  * what a dropped edge from node u carries (needed only when some edge is dropped).
  */
-export function naiveGraphRun(cfg: GPT2Config, sd: StateDict, graph: CircuitGraph, tokens: number[], keep: (e: number) => boolean, ablated?: Float64Array[]): NaiveGraphRun {
+export function naiveGraphRun(cfg: BaseConfig, sd: StateDict, graph: CircuitGraph, tokens: number[], keep: (e: number) => boolean, ablated?: Float64Array[]): NaiveGraphRun {
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, dVocab: V, nLayers: L } = cfg;
   const P = tokens.length;
   const w = (n: string) => Float64Array.from(sd.get(n)!.data);

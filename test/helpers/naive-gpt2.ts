@@ -13,7 +13,7 @@
  * LayerNorm follows TransformerLens: hook_scale = sqrt(var + eps),
  * hook_normalized = (x - mean) / scale * w + b.
  */
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import type { StateDict } from '../../src/models/state-dict.ts';
 
 /** A float64 activation with its shape (row-major). */
@@ -82,7 +82,7 @@ function param(sd: StateDict, name: string): Float64Array {
  * Run a GPT-2 on one token sequence.
  * @param tokens token ids, length <= cfg.nCtx.
  */
-export function naiveGpt2(cfg: GPT2Config, sd: StateDict, tokens: number[], opts: NaiveOptions = {}): NaiveResult {
+export function naiveGpt2(cfg: BaseConfig, sd: StateDict, tokens: number[], opts: NaiveOptions = {}): NaiveResult {
   const { dModel: D, nHeads: H, dHead: Dh, dMlp: M, dVocab: V } = cfg;
   const P = tokens.length;
   if (P > cfg.nCtx) throw new Error(`naive-gpt2: ${P} tokens exceed nCtx ${cfg.nCtx}`);
@@ -263,6 +263,6 @@ export function naiveGpt2(cfg: GPT2Config, sd: StateDict, tokens: number[], opts
 }
 
 /** {@link naiveGpt2} over a batch of sequences: logits [batch][pos][vocab]. */
-export function naiveGpt2Batch(cfg: GPT2Config, sd: StateDict, batch: number[][]): number[][][] {
+export function naiveGpt2Batch(cfg: BaseConfig, sd: StateDict, batch: number[][]): number[][][] {
   return batch.map((tokens) => naiveGpt2(cfg, sd, tokens).logits);
 }

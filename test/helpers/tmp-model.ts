@@ -5,7 +5,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configToHF, type GPT2Config } from '../../src/models/config.ts';
+import { configToHF, type BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { roundThrough, writeSafetensors, writeShardedSafetensors, type SafetensorsDtype } from '../../src/io/safetensors.ts';
 import { writeGpt2Onnx } from '../../src/io/onnx-write.ts';
@@ -16,7 +16,7 @@ export type TmpModelFormat = 'safetensors' | 'sharded' | 'onnx' | 'onnx-anon';
 /** Options for {@link makeTmpModelDir}. */
 export interface TmpModelOptions {
   /** Model shape; defaults to {@link TINY_CONFIG} (or a 50257-token vocab with `withTokenizer`). */
-  cfg?: GPT2Config;
+  cfg?: BaseConfig;
   /** Seed for the random weights (default 0). */
   seed?: number;
   /** Default 'safetensors'. */
@@ -32,7 +32,7 @@ export interface TmpModelOptions {
 /** A temp checkpoint folder. */
 export interface TmpModel {
   dir: string;
-  cfg: GPT2Config;
+  cfg: BaseConfig;
   /** The weights as a loader should return them (already rounded through `dtype`). */
   stateDict: StateDict;
   /** Remove the folder. */
@@ -40,7 +40,7 @@ export interface TmpModel {
 }
 
 /** A small config for fast tests: 2 layers, 2 heads, d_model 8, vocab 50. */
-export const TINY_CONFIG: GPT2Config = {
+export const TINY_CONFIG: BaseConfig = {
   nLayers: 2,
   nHeads: 2,
   dModel: 8,
@@ -58,7 +58,7 @@ const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'generation_
 
 /** Write a random GPT-2 checkpoint (config.json + weights [+ tokenizer]) to a new temp folder. */
 export function makeTmpModelDir(opts: TmpModelOptions = {}): TmpModel {
-  const cfg: GPT2Config =
+  const cfg: BaseConfig =
     opts.cfg ?? (opts.withTokenizer ? { ...TINY_CONFIG, dVocab: GPT2_VOCAB, bosTokenId: 50256, eosTokenId: 50256 } : TINY_CONFIG);
   if (opts.withTokenizer && cfg.dVocab !== GPT2_VOCAB) {
     throw new Error(`makeTmpModelDir: withTokenizer needs dVocab ${GPT2_VOCAB} (got ${cfg.dVocab})`);

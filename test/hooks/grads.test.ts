@@ -8,12 +8,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { HookedTransformer, type MetricFn } from '../../src/hooks/hooked-transformer.ts';
 import { allHookNames } from '../../src/hooks/hook-points.ts';
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { mulberry32, randomStateDict } from '../../src/models/state-dict.ts';
 import { RULE_PRESETS, type RuleSet } from '../../src/rules/rules.ts';
 import { naiveGpt2 } from '../helpers/naive-gpt2.ts';
 
-const CFG: GPT2Config = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 64, nCtx: 10, dVocab: 37, eps: 1e-5, act: 'gelu_new' };
+const CFG: BaseConfig = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 64, nCtx: 10, dVocab: 37, eps: 1e-5, act: 'gelu_new' };
 const SD = randomStateDict(CFG, { seed: 11, std: 0.15, biasStd: 0.1, lnGainStd: 0.2 });
 const TOKENS = [
   [4, 30, 2, 19, 11, 36],

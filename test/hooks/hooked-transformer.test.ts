@@ -9,11 +9,11 @@ import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { compileHooks } from '../../src/hooks/hook-point.ts';
 import { allHookNames, hookShape } from '../../src/hooks/hook-points.ts';
 import { disposeCache, getActivation } from '../../src/hooks/activation-cache.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { naiveGpt2, type NaiveActivation } from '../helpers/naive-gpt2.ts';
 
-const CFG: GPT2Config = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 96, nCtx: 12, dVocab: 41, eps: 1e-5, act: 'gelu_new' };
+const CFG: BaseConfig = { nLayers: 2, nHeads: 4, dModel: 32, dHead: 8, dMlp: 96, nCtx: 12, dVocab: 41, eps: 1e-5, act: 'gelu_new' };
 // Larger-than-GPT-2 init so attention is far from uniform and GELU far from linear.
 const SD = randomStateDict(CFG, { seed: 7, std: 0.15, biasStd: 0.1, lnGainStd: 0.2 });
 const TOKENS = [
@@ -302,7 +302,7 @@ describe('lastPositionOnly', () => {
 
 describe('act = gelu (erf)', () => {
   it('logits equal the float64 reference', () => {
-    const cfg: GPT2Config = { ...CFG, act: 'gelu' };
+    const cfg: BaseConfig = { ...CFG, act: 'gelu' };
     const m = HookedTransformer.fromStateDict(cfg, SD);
     const logits = m.forward(TOKENS);
     for (let b = 0; b < B; b++) expect(worst(row(logits, b), naiveGpt2(cfg, SD, TOKENS[b]).logits.flat(), 1e-4, 1e-4)).toBeLessThanOrEqual(1);

@@ -6,11 +6,11 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { RULE_PRESETS } from '../../src/rules/rules.ts';
 
-const CFG: GPT2Config = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 32, nCtx: 8, dVocab: 30, eps: 1e-5, act: 'gelu' };
+const CFG: BaseConfig = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 32, nCtx: 8, dVocab: 30, eps: 1e-5, act: 'gelu' };
 const SD = randomStateDict(CFG, { seed: 2 });
 const TOKENS = [
   [1, 2, 3, 4, 5],

@@ -7,13 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend.ts';
 import { loadCheckpoint } from '../../src/models/checkpoint.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { makeTmpModelDir, TINY_CONFIG, type TmpModel } from '../helpers/tmp-model.ts';
 import { loadReferenceRuntime } from '../helpers/reference-runtime.ts';
 
-const cfg: GPT2Config = { ...TINY_CONFIG, nLayers: 3, nHeads: 4, dModel: 16, dHead: 4, dMlp: 48 };
+const cfg: BaseConfig = { ...TINY_CONFIG, nLayers: 3, nHeads: 4, dModel: 16, dHead: 4, dMlp: 48 };
 // Larger than GPT-2's init so logits are O(1) and 1e-4 agreement is meaningful.
 const sd = randomStateDict(cfg, { seed: 21, std: 0.3, biasStd: 0.2, lnGainStd: 0.3 });
 const batch = [

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONFIG_FILES, defaultModelDir, downloadModel, type DownloadProgress } from '../../src/io/download.ts';
-import { configToHF, type GPT2Config } from '../../src/models/config.ts';
+import { configToHF, type BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict, type StateDict } from '../../src/models/state-dict.ts';
 import { readSafetensors, readShardedSafetensors, writeSafetensors, writeShardedSafetensors } from '../../src/io/safetensors.ts';
 import { loadTokenizer } from '../../src/tokenizer.ts';
@@ -18,7 +18,7 @@ const REPO = 'relp-test/tiny-gpt2';
 const TOKEN = 'hf_test_secret';
 const CONFIG_AND_TOKENIZER = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'];
 
-const cfg: GPT2Config = { nLayers: 1, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 32, dVocab: 268, eps: 1e-5, act: 'gelu_new', bosTokenId: 267, eosTokenId: 267 };
+const cfg: BaseConfig = { nLayers: 1, nHeads: 2, dModel: 16, dHead: 8, dMlp: 64, nCtx: 32, dVocab: 268, eps: 1e-5, act: 'gelu_new', bosTokenId: 267, eosTokenId: 267 };
 
 let work: string;
 let sd: StateDict;

@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/models/checkpoint.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { canonicalParamName, moduleOfNode, readGpt2Onnx, readGpt2OnnxBytes } from '../../src/io/onnx-read.ts';
 import { buildGpt2Onnx, writeGpt2Onnx } from '../../src/io/onnx-write.ts';
 import { readSafetensors, roundThrough } from '../../src/io/safetensors.ts';
@@ -26,7 +26,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Larger-than-GPT-2 init so logits are O(1) and a 1e-4 agreement means something. */
-function bigRandom(cfg: GPT2Config, seed: number): StateDict {
+function bigRandom(cfg: BaseConfig, seed: number): StateDict {
   return randomStateDict(cfg, { seed, std: 0.3, biasStd: 0.2, lnGainStd: 0.3 });
 }
 
@@ -58,7 +58,7 @@ function expectSameStateDict(got: StateDict, want: StateDict, skip: string[] = [
 }
 
 describe('writeGpt2Onnx runs in ONNX Runtime and agrees with the naive float64 GPT-2', () => {
-  const cases: { name: string; cfg: GPT2Config; anonymous: boolean }[] = [
+  const cases: { name: string; cfg: BaseConfig; anonymous: boolean }[] = [
     { name: 'gelu_new, named initializers', cfg: TINY_CONFIG, anonymous: false },
     { name: 'gelu (erf), anonymous initializers', cfg: { ...TINY_CONFIG, act: 'gelu', nLayers: 3, nHeads: 4, dModel: 16, dHead: 4, dMlp: 24, eps: 1e-3 }, anonymous: true },
   ];

@@ -6,7 +6,7 @@ import { randomStateDict } from '../../src/models/state-dict.ts';
 import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { componentSpec, gridCells, type ComponentName } from '../../src/patching/components.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
-import { flatten } from '../../src/patching/score-grid.ts';
+import { flattenTensor } from '../../src/contracts/score-tensor.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
 
@@ -56,7 +56,7 @@ describe('activationPatch', () => {
   for (const comp of ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern'] as ComponentName[]) {
     it(`equals naive one-forward-per-patch recomputation for ${comp}`, async () => {
       const res = await activationPatch(model, data, { components: [comp], batch: 7 });
-      const got = flatten(res.scores[comp]!);
+      const got = flattenTensor(res.scores[comp]!);
       const want = naivePatch(model, data, comp);
       expect(got.length).toBe(want.length);
       for (let i = 0; i < got.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThan(1e-5);
@@ -66,7 +66,7 @@ describe('activationPatch', () => {
   it('supports the noising direction', async () => {
     const res = await activationPatch(model, data, { components: 'resid_pre', direction: 'noising' });
     const want = naivePatch(model, data, 'resid_pre', true);
-    flatten(res.scores.resid_pre!).forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-5));
+    flattenTensor(res.scores.resid_pre!).forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-5));
   });
 
   it('gives corrupt = 0 at layer 0 for unpatched positions and 1 when patching everything', async () => {

@@ -17,7 +17,7 @@ import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { attributionPatch, ATP, ATP_STAR } from '../../src/patching/attribution-patching.ts';
 import { componentSpec, gridCells, type ComponentName } from '../../src/patching/components.ts';
 import { toPatchingData, type PatchingData } from '../../src/patching/data.ts';
-import { flatten } from '../../src/patching/score-grid.ts';
+import { flattenTensor } from '../../src/contracts/score-tensor.ts';
 import { writeHFCheckpoint, type HFCheckpointOptions } from '../helpers/hf-checkpoint.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
 
@@ -82,7 +82,7 @@ describe.each(CASES)('$name', (c) => {
     const comps: ComponentName[] = ['resid_pre', 'attn_out', 'mlp_out', 'k', 'v', 'z_pos'];
     const res = await activationPatch(model, data, { components: comps, batch: 7 });
     for (const comp of comps) {
-      const got = flatten(res.scores[comp]!);
+      const got = flattenTensor(res.scores[comp]!);
       const want = naivePatch(model, data, comp);
       expect(got.length, comp).toBe(want.length);
       if (comp === 'k' || comp === 'v') expect(res.scores[comp]!.shape, comp).toEqual([model.cfg.nLayers, model.cfg.nKvHeads]);
@@ -124,7 +124,7 @@ describe.each(CASES)('$name', (c) => {
     const r = attributionPatch(model, data, { components: ['q', 'k', 'v', 'resid_pre'], methods: [ATP, ATP_STAR] });
     expect(r.scores[ATP_STAR.name].k!.shape).toEqual([model.cfg.nLayers, model.cfg.nKvHeads]);
     expect(r.scores[ATP_STAR.name].q!.shape).toEqual([model.cfg.nLayers, model.cfg.nHeads]);
-    expect(flatten(r.scores[ATP_STAR.name].k!).every(Number.isFinite)).toBe(true);
+    expect(flattenTensor(r.scores[ATP_STAR.name].k!).every(Number.isFinite)).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -7,7 +7,7 @@ import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
 import type { ComponentName } from '../../src/patching/components.ts';
-import { flatten } from '../../src/patching/score-grid.ts';
+import { flattenTensor } from '../../src/contracts/score-tensor.ts';
 import type { PromptPair } from '../../src/tasks/types.ts';
 import { randomPairs as randomPairsOf } from '../helpers/random-pairs.ts';
 import { freezeAtCorrupt } from '../helpers/freeze.ts';
@@ -28,8 +28,8 @@ describe('attributionPatch', () => {
     const act = await activationPatch(model, data, { components: comps, hooks: frozen.hooks });
     const atp = attributionPatch(model, data, { components: comps, hooks: frozen.hooks });
     for (const c of comps) {
-      const a = flatten(act.scores[c]!);
-      const b = flatten(atp.scores.atp[c]!);
+      const a = flattenTensor(act.scores[c]!);
+      const b = flattenTensor(atp.scores.atp[c]!);
       a.forEach((v, i) => expect(Math.abs(v - b[i])).toBeLessThan(1e-4));
     }
     frozen.dispose();
@@ -38,8 +38,8 @@ describe('attributionPatch', () => {
   it('differs from activation patching on the real (non-linear) model', async () => {
     const act = await activationPatch(model, data, { components: 'mlp_out' });
     const atp = attributionPatch(model, data, { components: 'mlp_out' });
-    const a = flatten(act.scores.mlp_out!);
-    const b = flatten(atp.scores.atp.mlp_out!);
+    const a = flattenTensor(act.scores.mlp_out!);
+    const b = flattenTensor(atp.scores.atp.mlp_out!);
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-4);
   });
 
@@ -61,7 +61,7 @@ describe('attributionPatch', () => {
 
   it('GradDrop averages |estimates| over L passes, each dropping one layer', () => {
     const r = attributionPatch(model, data, { components: 'resid_pre', methods: [ATP_STAR] });
-    const v = flatten(r.scores['atp*'].resid_pre!);
+    const v = flattenTensor(r.scores['atp*'].resid_pre!);
     expect(v.every((x) => x >= 0 && Number.isFinite(x))).toBe(true);
     // Layer-0 resid_pre at clean==corrupt positions has zero difference, so zero score.
     expect((r.scores['atp*'].resid_pre!.values as number[][])[0][0]).toBe(0);
@@ -70,12 +70,12 @@ describe('attributionPatch', () => {
   it('RelP runs over every component, including per-head z, with one rule set', () => {
     const comps = 'resid_pre,resid_mid,resid_post,attn_out,mlp_out,z,z_pos,q,k,v,pattern';
     const r = attributionPatch(model, data, { components: comps, methods: [ATP, relpMethod('relp'), { ...relpMethod('relp-ah'), name: 'relp-ah' }] });
-    for (const m of ['atp', 'relp', 'relp-ah']) for (const c of comps.split(',')) expect(flatten(r.scores[m][c as 'z']!).every(Number.isFinite)).toBe(true);
+    for (const m of ['atp', 'relp', 'relp-ah']) for (const c of comps.split(',')) expect(flattenTensor(r.scores[m][c as 'z']!).every(Number.isFinite)).toBe(true);
     expect(r.scores.relp.z!.shape).toEqual([cfg.nLayers, cfg.nHeads]);
     expect(r.scores.relp.z_pos!.shape).toEqual([cfg.nLayers, cfg.nHeads, data.pos]);
     // The rules change the gradient: RelP and AtP differ on MLP outputs.
-    const a = flatten(r.scores.atp.resid_pre!);
-    const b = flatten(r.scores.relp.resid_pre!);
+    const a = flattenTensor(r.scores.atp.resid_pre!);
+    const b = flattenTensor(r.scores.relp.resid_pre!);
     expect(Math.max(...a.map((v, i) => Math.abs(v - b[i])))).toBeGreaterThan(1e-6);
   });
 

@@ -14,7 +14,8 @@ import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/
 import { restrictVocabulary, toPatchingData } from '../../src/patching/data.ts';
 import { normalisedLogitDiff } from '../../src/patching/metrics.ts';
 import type { ComponentName } from '../../src/patching/components.ts';
-import { flatten, type MethodScores } from '../../src/patching/score-grid.ts';
+import { flattenTensor } from '../../src/contracts/score-tensor.ts';
+import type { MethodScores } from '../../src/patching/score-grid.ts';
 import { randomPairs } from '../helpers/random-pairs.ts';
 import { memoryBlockSource } from '../helpers/memory-block-source.ts';
 
@@ -36,8 +37,8 @@ function relDiff(a: MethodScores, b: MethodScores): number {
   let err = 0;
   let scale = 0;
   for (const c of Object.keys(a) as ComponentName[]) {
-    const x = flatten(a[c]!);
-    const y = flatten(b[c]!);
+    const x = flattenTensor(a[c]!);
+    const y = flattenTensor(b[c]!);
     x.forEach((v, i) => {
       err = Math.max(err, Math.abs(v - y[i]));
       scale = Math.max(scale, Math.abs(v));

@@ -17,11 +17,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
 import { RULE_PRESETS, type RuleSet } from '../../src/rules/rules.ts';
 
-const CFG: GPT2Config = { nLayers: 3, nHeads: 4, dModel: 32, dHead: 8, dMlp: 128, nCtx: 16, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
+const CFG: BaseConfig = { nLayers: 3, nHeads: 4, dModel: 32, dHead: 8, dMlp: 128, nCtx: 16, dVocab: 50, eps: 1e-5, act: 'gelu_new' };
 // biasStd 0: every bias (attention, MLP, and the LN offsets) is zero.
 const SD = randomStateDict(CFG, { seed: 3, std: 0.1, biasStd: 0 });
 const TOKENS = [

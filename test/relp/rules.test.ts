@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HookedTransformer, type MetricFn } from '../../src/hooks/hooked-transformer.ts';
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { mulberry32, randomStateDict } from '../../src/models/state-dict.ts';
 import { isPlainGradient, NO_RULES, resolveRules, RULE_PRESETS, type RuleSet } from '../../src/rules/rules.ts';
 import { geluExact, geluNew, naiveGpt2, type NaiveActivation, type NaiveHook } from '../helpers/naive-gpt2.ts';
@@ -43,7 +43,7 @@ describe('presets', () => {
 // ---------------------------------------------------------------------------------------------
 // Model-level rule gradients against finite differences of the frozen / linearised float64 model.
 
-const CFG: GPT2Config = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 48, nCtx: 8, dVocab: 23, eps: 1e-5, act: 'gelu_new' };
+const CFG: BaseConfig = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 48, nCtx: 8, dVocab: 23, eps: 1e-5, act: 'gelu_new' };
 const SD = randomStateDict(CFG, { seed: 21, std: 0.25, biasStd: 0.1, lnGainStd: 0.2 });
 const TOKENS = [
   [1, 7, 7, 19, 4],

@@ -15,7 +15,7 @@ import type { PromptPair } from '../../src/tasks/types.ts';
 import { toPatchingData } from '../../src/patching/data.ts';
 import { activationPatch, disposeActivationSetup, prepareActivationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, ATP_STAR, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
-import { flatten } from '../../src/patching/score-grid.ts';
+import { flattenTensor } from '../../src/contracts/score-tensor.ts';
 import { maxDiff } from '../helpers/score-diff.ts';
 import { attributeEdges, exactEdgeScores } from '../../src/circuits/attribute.ts';
 import { buildGraph } from '../../src/circuits/graph.ts';
@@ -217,8 +217,8 @@ describe('sharded sweeps (local)', () => {
     expect(tf.memory().numTensors).toBe(before);
     // Independent: the same layer from a sweep with its own setup.
     const own = await activationPatch(loaded.model, data, { components: 'z', layers: [2] });
-    const per = flatten(own.scores.z!).length / loaded.model.cfg.nLayers;
-    const want = flatten(own.scores.z!).slice(2 * per, 3 * per);
+    const per = flattenTensor(own.scores.z!).length / loaded.model.cfg.nLayers;
+    const want = flattenTensor(own.scores.z!).slice(2 * per, 3 * per);
     (z.payload as { values: number[] }).values.forEach((v, i) => expect(Math.abs(v - want[i])).toBeLessThan(1e-6));
     // A setup is refused by a call it was not made for.
     const setup = prepareActivationPatch(loaded.model, data, { components: 'resid_pre' });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../../src/hooks/hooked-transformer.ts';
 import { randomStateDict } from '../../src/models/state-dict.ts';
-import type { GPT2Config } from '../../src/models/config.ts';
+import type { BaseConfig } from '../../src/models/config.ts';
 import { AdamW } from '../../src/training/adamw.ts';
 import { padBatch } from '../../src/training/batches.ts';
 import { trainStep, trainableParams } from '../../src/training/train-step.ts';
@@ -16,7 +16,7 @@ import { writeSafetensors } from '../../src/io/safetensors.ts';
 import { writeHFCheckpoint } from '../helpers/hf-checkpoint.ts';
 import { loadNaiveHF, naiveHF } from '../helpers/naive-hf.ts';
 
-const cfg: GPT2Config = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 32, nCtx: 8, dVocab: 11, eps: 1e-5, act: 'gelu_new' };
+const cfg: BaseConfig = { nLayers: 2, nHeads: 2, dModel: 16, dHead: 8, dMlp: 32, nCtx: 8, dVocab: 11, eps: 1e-5, act: 'gelu_new' };
 
 function naiveLoss(rows: number[][], logits: number[][][]): number {
   let total = 0;

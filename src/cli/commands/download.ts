@@ -20,7 +20,7 @@ interface DownloadCliOptions {
 export function register(program: Command): void {
   program
     .command('download')
-    .description('Download a GPT-2-style model (config, tokenizer, safetensors weights) from the Hugging Face Hub')
+    .description('Download a model (config, tokenizer, safetensors weights) from the Hugging Face Hub')
     .argument('<hf-model-id>', 'model id, e.g. openai-community/gpt2')
     .option('--dir <dir>', `target directory (default: ${defaultModelDir('owner/name').replace(/owner__name$/, '<owner>__<name>')})`)
     .option('--revision <rev>', 'branch, tag or commit', 'main')

@@ -101,11 +101,23 @@ export function nodeStyle(s, active, k) {
  * @returns {{drawnEdges: number}}
  */
 export function drawScene(ctx, s) {
-  const { layout, graph } = s;
   ctx.save();
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, s.width, s.height);
-  // Row guides and labels.
+  drawGuides(ctx, s.layout);
+  drawEdges(ctx, s);
+  drawNodes(ctx, s);
+  drawNodeLabels(ctx, s);
+  ctx.restore();
+  return { drawnEdges: s.kept.length };
+}
+
+/**
+ * Row guides with their labels (layer, attn / mlp) and the column labels (positions or heads).
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {Scene['layout']} layout
+ */
+function drawGuides(ctx, layout) {
   ctx.font = '11px system-ui, sans-serif';
   ctx.textBaseline = 'middle';
   ctx.textAlign = 'right';
@@ -136,7 +148,15 @@ export function drawScene(ctx, s) {
       ctx.fillText(c.label, c.x, layout.plot.bottom + 12);
     }
   }
-  // Edges.
+}
+
+/**
+ * The kept edges, one path per color and width bucket, then the hovered edge on top.
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {Scene} s
+ */
+function drawEdges(ctx, s) {
+  const { layout, graph } = s;
   ctx.lineCap = 'round';
   const buf = new Float64Array(4);
   for (const g of edgeBuckets(s)) {
@@ -162,7 +182,16 @@ export function drawScene(ctx, s) {
     ctx.lineWidth = 2;
     ctx.stroke();
   }
-  // Nodes.
+}
+
+/**
+ * Every node (squares for embedding and logits), with rings for search matches, pins, the cursor
+ * and the hovered node.
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {Scene} s
+ */
+function drawNodes(ctx, s) {
+  const { layout, graph } = s;
   const active = activeNodes(s);
   const r = layout.radius;
   for (let k = 0; k < graph.nodes.length; k++) {
@@ -186,7 +215,16 @@ export function drawScene(ctx, s) {
     ringAt(ctx, layout.x[k], layout.y[k], r + 5, '#0969da', 2);
     ctx.setLineDash([]);
   }
-  // Labels of pinned, hovered and cursor nodes.
+}
+
+/**
+ * Labels of pinned, hovered and cursor nodes.
+ * @param {CanvasRenderingContext2D} ctx
+ * @param {Scene} s
+ */
+function drawNodeLabels(ctx, s) {
+  const { layout, graph } = s;
+  const r = layout.radius;
   ctx.font = 'bold 11px system-ui, sans-serif';
   ctx.textAlign = 'left';
   ctx.textBaseline = 'bottom';
@@ -201,8 +239,6 @@ export function drawScene(ctx, s) {
     ctx.fillStyle = '#111';
     ctx.fillText(text, tx, layout.y[k] - r - 2);
   }
-  ctx.restore();
-  return { drawnEdges: s.kept.length };
 }
 
 function ringAt(ctx, x, y, rad, color, width) {
