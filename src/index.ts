@@ -99,10 +99,31 @@ export {
   type ScoreTensor,
 } from './contracts/index.ts';
 export type { MethodScores } from './patching/score-grid.ts';
-export { RULE_PRESETS, resolveRules, type RuleSet, type RulePresetName } from './rules/rules.ts';
+export { RULE_PRESETS, resolveRules, parseRulePreset, rulesName, type RuleSet, type RulePresetName, type Rules } from './rules/rules.ts';
+export {
+  METHODS,
+  NODE_METHODS,
+  NODE_GRAD_METHODS,
+  EDGE_METHODS,
+  EDGE_GRAD_METHODS,
+  DEFAULT_NODE_METHODS,
+  NODE_GROUND_TRUTH,
+  EDGE_GROUND_TRUTH,
+  methodInfo,
+  parseMethodName,
+  takesRules,
+  takesSteps,
+  type MethodInfo,
+  type RegisteredMethod,
+  type MethodName,
+  type NodeMethod,
+  type NodeGradMethod,
+  type EdgeMethod,
+  type EdgeGradMethod,
+} from './methods.ts';
 export { inputRelevance, heatLine, type InputRelevance, type InputRelevanceOptions } from './relp/input-relevance.ts';
 export { buildPlan, runPlan, runShardedSweep, planRunFile, type ShardRunOptions, type ShardSizes, type PlanRunStats } from './sweeps/sharded-sweep.ts';
-export { planShards, parseShardKey, shardKey, planHash, GRAD_METHODS, EDGE_GRAD_METHODS, type SweepPlan, type Shard, type ModelRef, type GradMethod, type EdgeGradMethod } from './sweeps/plan.ts';
+export { planShards, parseShardKey, shardKey, planHash, GRAD_METHODS, type SweepPlan, type Shard, type ModelRef, type GradMethod } from './sweeps/plan.ts';
 export type { ShardResult, ActPayload, GradPayload, EdgeGradPayload, EdgePayload, FaithPayload, NoopPayload } from './sweeps/run-shard.ts';
 export { mergeShards, checkShardResult, type MergedRun } from './sweeps/merge.ts';
 export { startQueueWorker, type QueueWorkerOptions, type QueueWorkerHandle } from './sweeps/queue-worker.ts';

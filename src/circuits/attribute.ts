@@ -25,7 +25,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { CacheAndGrads, HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
 import { disposeCache, type ActivationCache } from '../hooks/activation-cache.ts';
-import { resolveRules, type RuleSet } from '../rules/rules.ts';
+import { resolveRules, type RuleSet, type Rules } from '../rules/rules.ts';
+import { EDGE_GRAD_METHODS, EDGE_METHODS, parseMethodName, type EdgeMethod } from '../methods.ts';
 import type { PatchingData } from '../patching/data.ts';
 import { aggregate, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { disposeContext, lastLogits, measureBaselines, metricContext, type Baselines } from '../patching/baselines.ts';
@@ -35,16 +36,13 @@ import { compileHooks } from '../hooks/hook-point.ts';
 import { postNormGain, postNormInputHooks, postNormScaleHook, postNormVjp, scaleHookOf, splitGraphHooks, type PostNormKind } from './post-norm.ts';
 import { checkGraph, copiesToHeads, firstCopy, graphForward, kvCopies, mergeCopiesHooks, sumCopies, type GraphForwardOptions } from './graph-forward.ts';
 
-/** Edge-scoring methods. */
-export const EDGE_METHODS = ['eap', 'eap-relp', 'eap-ig', 'exact'] as const;
-/** An edge-scoring method name. */
-export type EdgeMethod = (typeof EDGE_METHODS)[number];
+export { EDGE_METHODS, type EdgeMethod };
 
 /** Options of {@link attributeEdges}. */
 export interface AttributeOptions {
   method: EdgeMethod;
   /** Rule preset or set for `eap-relp` (default `relp`); ignored by the other methods. */
-  rules?: string | RuleSet;
+  rules?: Rules;
   /** Interpolation steps of `eap-ig` (default 5). */
   igSteps?: number;
   /** Metric (default: normalised logit difference). */
@@ -74,8 +72,7 @@ export interface EdgeScores {
 
 /** Validate a method name with a clear error. */
 export function parseEdgeMethod(m: string): EdgeMethod {
-  if (!(EDGE_METHODS as readonly string[]).includes(m)) throw new Error(`unknown circuit method "${m}" (use one of: ${EDGE_METHODS.join(', ')})`);
-  return m as EdgeMethod;
+  return parseMethodName(m, EDGE_METHODS, 'circuit method');
 }
 
 /** The (normalised) batch-mean metric of last-position logits as a scalar. */
@@ -294,7 +291,7 @@ export function attributeEdges(model: HookedTransformer, graph: CircuitGraph, da
   const method = parseEdgeMethod(opts.method);
   checkGraph(model, graph); // refusals before any compute
   if (method === 'exact') {
-    if (opts.perPosition) throw new Error('perPosition scores are only available for the gradient methods (eap, eap-relp, eap-ig)');
+    if (opts.perPosition) throw new Error(`perPosition scores are only available for the gradient methods (${EDGE_GRAD_METHODS.join(', ')})`);
     return exactEdgeScores(model, graph, data, opts);
   }
   const t0 = performance.now();

@@ -214,3 +214,18 @@ export function edgeIndex(g: CircuitGraph, sourceId: string, targetId: string): 
   if (s >= t.nUp) throw new Error(`there is no edge ${sourceId}->${targetId}: ${sourceId} is not upstream of ${targetId}`);
   return t.edgeOffset + s;
 }
+
+/** What {@link graphFromModel} reads of a model (a HookedTransformer has it): its sizes and its topology. */
+export interface GraphModel {
+  readonly cfg: { readonly nLayers: number; readonly nHeads: number };
+  /** nKvHeads and whether MLP l reads layer l's heads (HookedTransformer.topology()). */
+  topology(): GraphShape;
+}
+
+/**
+ * The edge graph of a model (EAP-IG's `Graph.from_model`): `buildGraph(L, H, model.topology())`,
+ * with `opts.gqa` choosing the GQA convention (default `grouped`).
+ */
+export function graphFromModel(model: GraphModel, opts: Pick<GraphShape, 'gqa'> = {}): CircuitGraph {
+  return buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa });
+}

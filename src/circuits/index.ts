@@ -7,6 +7,8 @@
 export { runCircuit, type CircuitRunOptions, type CircuitRun } from './run-circuit.ts';
 export {
   buildGraph,
+  graphFromModel,
+  type GraphModel,
   edgeAt,
   edgeCountFormula,
   edgeIndex,

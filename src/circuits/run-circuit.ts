@@ -5,10 +5,11 @@
  */
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { PatchingData } from '../patching/data.ts';
+import type { Rules } from '../rules/rules.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { attributeEdges, type EdgeMethod, type EdgeScores } from './attribute.ts';
 import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, nodeCircuitFaithfulness, type Ablation, type MeasuredCurve } from './faithfulness.ts';
-import { buildGraph, type CircuitGraph, type GqaConvention } from './graph.ts';
+import { graphFromModel, type CircuitGraph, type GqaConvention } from './graph.ts';
 import { countEdges, pruneDangling, selectEdges } from './prune.ts';
 import { headRocAuc, type HeadRef } from './reference.ts';
 
@@ -16,7 +17,9 @@ import { headRocAuc, type HeadRef } from './reference.ts';
 export interface CircuitRunOptions {
   /** Methods to score with; the first selects the circuit. */
   methods: EdgeMethod[];
-  rules?: string;
+  /** LRP rules of `eap-relp`: a preset name or a rule set (default the `relp` preset). */
+  rules?: Rules;
+  /** Interpolation steps of `eap-ig` (default 5). */
   igSteps?: number;
   /** Circuit size (top-n / greedy); default 5% of the edges when no threshold is given. */
   edges?: number;
@@ -59,7 +62,7 @@ export interface CircuitRun {
 export function runCircuit(model: HookedTransformer, data: PatchingData, opts: CircuitRunOptions): CircuitRun {
   if (opts.methods.length === 0) throw new Error('runCircuit: give at least one method');
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either an edge count or a threshold, not both');
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa });
+  const graph = graphFromModel(model, { gqa: opts.gqa });
   const progress = opts.progress ?? silentProgress;
   const ablation = opts.ablation ?? 'corrupt';
   const scores: CircuitRun['scores'] = {};

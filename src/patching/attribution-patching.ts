@@ -11,7 +11,7 @@ import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import type { Hook } from '../hooks/hook-point.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
 import { stopGradient } from '../rules/ops.ts';
-import { resolveRules, type RuleSet } from '../rules/rules.ts';
+import { resolveRules, type RuleSet, type Rules } from '../rules/rules.ts';
 import { componentSpec, parseComponents, type ComponentName, type ComponentSpec } from './components.ts';
 import { restrictVocabulary, type PatchingData } from './data.ts';
 import { aggregate, checkNormaliser, resolveMetric, type Metric, type MetricBaselines } from './metrics.ts';
@@ -37,7 +37,7 @@ export const ATP: AttributionMethod = { name: 'atp' };
 /** AtP* (Kramár et al. 2024): QK fix and GradDrop. */
 export const ATP_STAR: AttributionMethod = { name: 'atp*', qkFix: true, gradDrop: true };
 /** RelP with a rule preset or rule set (default preset `relp`: LN + Identity + Half). */
-export function relpMethod(rules?: string | RuleSet): AttributionMethod {
+export function relpMethod(rules?: Rules): AttributionMethod {
   return { name: 'relp', rules: resolveRules(rules) };
 }
 

@@ -13,6 +13,7 @@
  *   base run (KL noising), where every gradient estimate is 0 by construction;
  * - magnitude methods (AtP*) are correlated with |activation|, not with its signed scores.
  */
+import { NODE_GRAD_METHODS } from '../methods.ts';
 import { sampleCorrelation, sampleRankCorrelation } from 'simple-statistics';
 import { flattenTensor, type ScoreTensor } from '../contracts/score-tensor.ts';
 import { COMPONENT_ORDER, KL_METRIC_NAME, METHOD_ORDER, NORMALISED_METRIC_NAME, REFERENCE_METHOD, orderBy } from './names.ts';
@@ -166,9 +167,9 @@ export function correlate(a: ArrayLike<number>, b: ArrayLike<number>, options: C
   return { pearson: clamp(pearson), spearman: clamp(spearman), n };
 }
 
-/** AtP, AtP* and RelP (any rules) estimate with ∂m/∂a taken at the base run. */
+/** AtP, AtP* and RelP (any rules; older runs name it `relp-<preset>`) estimate with ∂m/∂a taken at the base run. */
 export function isGradientMethod(method: string): boolean {
-  return method === 'atp' || method === 'atp*' || method === 'relp' || method.startsWith('relp-');
+  return (NODE_GRAD_METHODS as readonly string[]).includes(method) || method.startsWith('relp-');
 }
 
 /**

@@ -1,17 +1,19 @@
 /**
  * Names of the patchable components and sweep methods, in the one display order every table,
- * page and plot uses (tf-free, so the viewer server can import it).
+ * page and plot uses (tf-free, so the viewer server can import it). The method names come from
+ * the one registry, methods.ts.
  */
+import { DEFAULT_NODE_METHODS, NODE_GROUND_TRUTH, NODE_METHODS, type NodeMethod } from '../methods.ts';
 
 /** Names of the patchable components, in display order. */
 export const COMPONENT_NAMES = ['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'z', 'z_pos', 'q', 'k', 'v', 'pattern'] as const;
 /** A patchable component. */
 export type ComponentName = (typeof COMPONENT_NAMES)[number];
 
-/** The methods a sweep can run, in display order (activation patching, the reference, first). */
-export const SWEEP_METHODS = ['activation', 'atp', 'atp*', 'relp'] as const;
-/** A sweep method name. */
-export type SweepMethod = (typeof SWEEP_METHODS)[number];
+/** The methods a sweep can run, in display order (activation patching, the reference, first): the registry's node methods. */
+export const SWEEP_METHODS: readonly NodeMethod[] = NODE_METHODS;
+/** A sweep method name (a node method). */
+export type SweepMethod = NodeMethod;
 
 /**
  * What a patching sweep runs unless told otherwise: `relp demo`, `relp patch` and `runSweep` share
@@ -19,7 +21,7 @@ export type SweepMethod = (typeof SWEEP_METHODS)[number];
  * `metric` is the CLI name of the normalised logit difference; `rules` the RelP paper code's preset.
  */
 export const SWEEP_DEFAULTS = Object.freeze({
-  methods: Object.freeze(['activation', 'atp', 'relp'] as const),
+  methods: DEFAULT_NODE_METHODS,
   components: Object.freeze(['resid_pre', 'attn_out', 'mlp_out', 'z'] as const),
   metric: 'normalised-logit-diff',
   direction: 'denoising',
@@ -27,7 +29,7 @@ export const SWEEP_DEFAULTS = Object.freeze({
 } as const);
 
 /** The method every other one is compared with. */
-export const REFERENCE_METHOD = 'activation';
+export const REFERENCE_METHOD = NODE_GROUND_TRUTH;
 
 /** Display order of known components; others follow alphabetically. */
 export const COMPONENT_ORDER: readonly string[] = COMPONENT_NAMES;

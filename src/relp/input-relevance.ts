@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../hooks/hooked-transformer.ts';
 import { disposeCache } from '../hooks/activation-cache.ts';
-import { resolveRules, type RuleSet } from '../rules/rules.ts';
+import { resolveRules, type RuleSet, type Rules } from '../rules/rules.ts';
 
 /** Options of {@link inputRelevance}. */
 export interface InputRelevanceOptions {
@@ -15,7 +15,7 @@ export interface InputRelevanceOptions {
   /** Explain logit[target] − logit[contrast] instead of logit[target]. */
   contrast?: number;
   /** Rule preset or rule set (default `relp`). */
-  rules?: string | RuleSet;
+  rules?: Rules;
 }
 
 /** Result of {@link inputRelevance}. */

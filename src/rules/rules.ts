@@ -39,12 +39,37 @@ export type RulePresetName = keyof typeof RULE_PRESETS;
 /** The empty rule set: plain gradients (AtP). */
 export const NO_RULES: RuleSet = Object.freeze({});
 
-/** Resolve a preset name or a rule set into a rule set, with a clear error for unknown names. */
-export function resolveRules(rules: RulePresetName | string | RuleSet | undefined): RuleSet {
+/**
+ * LRP rules wherever an option takes them (relp, eap-relp, sweeps, circuits, input relevance):
+ * a preset name or a rule set of one's own. The one rules type; {@link resolveRules} turns it into a set.
+ */
+export type Rules = RulePresetName | RuleSet;
+
+/** The preset of a name, with a clear error for unknown names (for strings read from a CLI or a file). */
+export function parseRulePreset(name: string): RulePresetName {
+  if (!Object.hasOwn(RULE_PRESETS, name)) throw new Error(`unknown rule preset "${name}" (use one of: ${Object.keys(RULE_PRESETS).join(', ')})`);
+  return name as RulePresetName;
+}
+
+/** Resolve rules into a rule set (default the `relp` preset); an unknown preset name is a clear error. */
+export function resolveRules(rules: Rules | undefined): RuleSet {
   if (rules === undefined) return RULE_PRESETS.relp;
   if (typeof rules !== 'string') return rules;
-  if (rules in RULE_PRESETS) return RULE_PRESETS[rules as RulePresetName];
-  throw new Error(`unknown rule preset "${rules}" (use one of: ${Object.keys(RULE_PRESETS).join(', ')})`);
+  return RULE_PRESETS[parseRulePreset(rules)];
+}
+
+/**
+ * The name run files record for rules: a preset's name; for a rule set equal to a preset, that
+ * preset's name; otherwise `custom (…)` listing the rules it switches on.
+ */
+export function rulesName(rules: Rules): string {
+  if (typeof rules === 'string') return rules;
+  const on = (Object.keys(RULE_LABELS) as (keyof RuleSet)[]).filter((k) => rules[k]);
+  for (const [name, set] of Object.entries(RULE_PRESETS) as [RulePresetName, RuleSet][]) {
+    const onP = (Object.keys(RULE_LABELS) as (keyof RuleSet)[]).filter((k) => set[k]);
+    if (onP.length === on.length && onP.every((k) => rules[k])) return name;
+  }
+  return `custom (${on.map((k) => RULE_LABELS[k]).join(' + ') || 'no rules'})`;
 }
 
 /** True when the set changes no gradient. */

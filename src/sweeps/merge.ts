@@ -11,6 +11,7 @@
  *   normalised, score = norm(base) + contribution / (clean − corrupt). AtP*'s GradDrop values are
  *   means of per-prompt magnitudes: Σ_s n_s·v_s / N · |1 / (clean − corrupt)|.
  */
+import { methodInfo } from '../methods.ts';
 import { checkNormaliser, resolveMetric, type Metric } from '../patching/metrics.ts';
 import { componentSpec } from '../patching/components.ts';
 import { nest, type MethodScores } from '../patching/score-grid.ts';
@@ -144,7 +145,7 @@ function mergeGradients(m: MergeContext): { scores: Record<string, MethodScores>
     const denoising = m.plan.direction === 'denoising';
     const baseAll = denoising ? b.corrupt : b.clean;
     const baseValue = m.metric.normalise ? (denoising ? 0 : 1) : baseAll;
-    const gradDrop = method === 'atp*';
+    const gradDrop = methodInfo(method)?.magnitude === true;
     const out: MethodScores = {};
     for (const c of g.components) {
       const spec = componentSpec(c);

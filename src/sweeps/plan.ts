@@ -20,16 +20,18 @@ import { componentSpec, gridCells, parseComponents, type ComponentName } from '.
 import type { Direction } from '../patching/activation-patching.ts';
 import { buildGraph, type GqaConvention } from '../circuits/graph.ts';
 import { graphTopology } from '../models/topology.ts';
+import { EDGE_GRAD_METHODS, EDGE_GROUND_TRUTH, NODE_GRAD_METHODS, namesPattern, type EdgeGradMethod, type NodeGradMethod } from '../methods.ts';
+import type { Rules } from '../rules/rules.ts';
 
-/** Gradient methods a plan can shard (over prompts). */
-export const GRAD_METHODS = ['atp', 'atp*', 'relp'] as const;
+/** Gradient methods a plan can shard (over prompts): the registry's gradient node methods. */
+export const GRAD_METHODS: readonly NodeGradMethod[] = NODE_GRAD_METHODS;
 /** A gradient method name. */
-export type GradMethod = (typeof GRAD_METHODS)[number];
+export type GradMethod = NodeGradMethod;
 
-/** Gradient edge methods a plan can shard (over prompts). */
-export const EDGE_GRAD_METHODS = ['eap', 'eap-relp', 'eap-ig'] as const;
-/** A gradient edge method name. */
-export type EdgeGradMethod = (typeof EDGE_GRAD_METHODS)[number];
+export { EDGE_GRAD_METHODS, type EdgeGradMethod };
+
+const GRAD_KEY = new RegExp(`^grad\\/${namesPattern(GRAD_METHODS)}\\/P(\\d+)-(\\d+)$`);
+const EDGE_GRAD_KEY = new RegExp(`^edge\\/${namesPattern(EDGE_GRAD_METHODS)}\\/P(\\d+)-(\\d+)$`);
 
 /** Where a worker finds the model: the embedded model, a folder, or a Hugging Face repo id. */
 export interface ModelRef {
@@ -49,8 +51,8 @@ export interface SweepPlan {
   /** CLI metric name (see METRICS). */
   metric: string;
   direction: Direction;
-  /** LRP rule preset of `relp`. */
-  rules?: string;
+  /** LRP rules of `relp` / `eap-relp`: a preset name or a rule set. */
+  rules?: Rules;
   /** Sequences per forward (activation patching / exact edges). */
   batch?: number;
   activation?: { components: ComponentName[]; layersPerShard: number };
@@ -106,17 +108,17 @@ export function shardKey(s: Shard): string {
 export function parseShardKey(key: string): Shard {
   let m = /^act\/([a-z_]+)\/L(\d+)-(\d+)$/.exec(key);
   if (m) return { kind: 'act', component: parseComponents(m[1])[0], from: Number(m[2]), to: Number(m[3]) };
-  m = /^grad\/(atp\*?|relp)\/P(\d+)-(\d+)$/.exec(key);
+  m = GRAD_KEY.exec(key);
   if (m) return { kind: 'grad', method: m[1] as GradMethod, from: Number(m[2]), to: Number(m[3]) };
   m = /^edge\/exact\/E(\d+)-(\d+)$/.exec(key);
   if (m) return { kind: 'edge', from: Number(m[1]), to: Number(m[2]) };
-  m = /^edge\/(eap|eap-relp|eap-ig)\/P(\d+)-(\d+)$/.exec(key);
+  m = EDGE_GRAD_KEY.exec(key);
   if (m) return { kind: 'egrad', method: m[1] as EdgeGradMethod, from: Number(m[2]), to: Number(m[3]) };
   m = /^faith\/([a-z0-9*_-]+)\/K(\d+)$/.exec(key);
   if (m) return { kind: 'faith', method: m[1], size: Number(m[2]) };
   m = /^noop\/(\d+)$/.exec(key);
   if (m) return { kind: 'noop', index: Number(m[1]) };
-  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/exact/E<a>-<b>, edge/<eap|eap-relp|eap-ig>/P<a>-<b>, faith/<method>/K<n> or noop/<i>)`);
+  throw new Error(`malformed shard key "${key}" (expected act/<component>/L<a>-<b>, grad/<method>/P<a>-<b>, edge/${EDGE_GROUND_TRUTH}/E<a>-<b>, edge/<${EDGE_GRAD_METHODS.join('|')}>/P<a>-<b>, faith/<method>/K<n> or noop/<i>)`);
 }
 
 function ranges(n: number, per: number): [number, number][] {

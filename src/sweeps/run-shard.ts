@@ -9,10 +9,11 @@ import { toPatchingData } from '../patching/data.ts';
 import { resolveMetric } from '../patching/metrics.ts';
 import { flattenTensor } from '../contracts/score-tensor.ts';
 import { attributeEdges, exactEdgeScores } from '../circuits/attribute.ts';
-import { buildGraph } from '../circuits/graph.ts';
+import { graphFromModel } from '../circuits/graph.ts';
 import { evaluateCircuits } from '../circuits/faithfulness.ts';
 import { pruneDangling, selectEdges } from '../circuits/prune.ts';
 import { parseShardKey, planHash, type GradMethod, type SweepPlan } from './plan.ts';
+import type { Rules } from '../rules/rules.ts';
 
 /** Activation shard: values of layers from..to, flat [layers · cells]; baselines over all prompts. */
 export interface ActPayload {
@@ -76,8 +77,8 @@ export interface ShardResult {
 }
 
 /** The gradient method object for a name. */
-export function gradMethod(name: GradMethod, rules?: string): AttributionMethod {
-  return name === 'atp' ? ATP : name === 'atp*' ? ATP_STAR : relpMethod(rules ?? 'relp');
+export function gradMethod(name: GradMethod, rules?: Rules): AttributionMethod {
+  return name === 'atp' ? ATP : name === 'atp*' ? ATP_STAR : relpMethod(rules);
 }
 
 // The activation shards of one plan share its source and base runs and baselines (≈5 s of CPU per
@@ -129,7 +130,7 @@ export async function runShard(model: HookedTransformer, plan: SweepPlan, key: s
     for (const c of g.components) values[c] = flattenTensor(r.scores[m.name][c]!);
     return done({ kind: 'grad', count: sub.clean.length, values, ...r.baselines });
   }
-  const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: plan.gqa });
+  const graph = graphFromModel(model, { gqa: plan.gqa });
   if (s.kind === 'faith') {
     const f = plan.faith;
     const curve = f?.curves.find((c) => c.method === s.method);

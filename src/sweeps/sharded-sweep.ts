@@ -15,7 +15,7 @@ import { prepareRunFolder } from '../contracts/run-folder.ts';
 import { SWEEP_DEFAULTS, type SweepMethod } from '../patching/names.ts';
 import type { ComponentName } from '../patching/components.ts';
 import type { Direction } from '../patching/activation-patching.ts';
-import type { RulePresetName } from '../rules/rules.ts';
+import { rulesName, type Rules } from '../rules/rules.ts';
 import type { DatasetRecord } from '../tasks/dataset.ts';
 import { silentProgress, type Progress } from '../patching/progress.ts';
 import { resolveMetric, METRICS } from '../patching/metrics.ts';
@@ -34,8 +34,8 @@ export interface SweepOptions {
   methods?: SweepMethod[];
   /** Names or a comma list; default `SWEEP_DEFAULTS.components` (resid_pre, attn_out, mlp_out, z). */
   components?: ComponentName[] | string;
-  /** LRP rule preset of `relp` (default `relp`). */
-  rules?: RulePresetName;
+  /** LRP rules of `relp`: a preset name or a rule set (default the `relp` preset); run.json records its name ({@link rulesName}). */
+  rules?: Rules;
   /** Default `denoising` (clean patched into corrupt). */
   direction?: Direction;
   /** CLI metric name (default `normalised-logit-diff`). */
@@ -109,7 +109,7 @@ export function buildPlan(
   loaded: LoadedModel,
   ref: string,
   pairs: PromptPair[],
-  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: string; gqa?: SweepPlan['gqa']; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number; faith?: SweepPlan['faith'] } & ShardSizes,
+  opts: { methods?: SweepOptions['methods']; components?: SweepOptions['components']; edges?: boolean; edgeRange?: [number, number]; edgeGrad?: EdgeGradMethod[]; igSteps?: number; rules?: Rules; gqa?: SweepPlan['gqa']; direction?: SweepPlan['direction']; metric?: string; batch?: number; noop?: number; faith?: SweepPlan['faith'] } & ShardSizes,
 ): SweepPlan {
   toPatchingData(pairs); // one token length, with a clear error otherwise
   const methods = opts.methods ?? [];
@@ -213,7 +213,7 @@ export function planRunFile(plan: SweepPlan, loaded: LoadedModel, merged: Merged
     metric: { name: metric.name, clean: merged.baselines.clean, corrupt: merged.baselines.corrupt, direction: plan.direction },
     scores: merged.scores,
     labels: loaded.tokenizer ? loaded.tokenizer.toStrTokens(first) : first.map(String),
-    rules: grad.includes('relp') ? plan.rules : undefined,
+    rules: grad.includes('relp') && plan.rules !== undefined ? rulesName(plan.rules) : undefined,
     timings: merged.seconds,
     backend: tf.getBackend(),
   });

@@ -3,6 +3,7 @@
  * Nothing here is a real model output: scores are a planted pattern plus seeded noise, so each
  * method correlates with `activation` to a different, known-ish degree.
  */
+import { NODE_METHODS } from '../methods.ts';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { mulberry32 } from '../models/state-dict.ts';
@@ -75,7 +76,7 @@ export function syntheticProvenance(o: SyntheticOptions): Provenance {
 export function syntheticRun(o: SyntheticOptions): RunFile {
   const rand = mulberry32(o.seed ?? 1);
   const gauss = gaussian(rand);
-  const methods = o.methods ?? ['activation', 'atp', 'atp*', 'relp'];
+  const methods = o.methods ?? [...NODE_METHODS];
   const L = o.nLayers;
   const H = o.nHeads;
   const T = o.nPos;
@@ -159,7 +160,7 @@ export function eapEdgeCount(nLayers: number, nHeads: number): number {
 export function syntheticCircuit(o: SyntheticOptions): CircuitFile {
   const rand = mulberry32((o.seed ?? 1) * 7919 + 13);
   const gauss = gaussian(rand);
-  const methods = (o.methods ?? ['activation', 'atp', 'atp*', 'relp']).filter((m) => m !== 'activation');
+  const methods = (o.methods ?? [...NODE_METHODS]).filter((m) => m !== 'activation');
   const L = o.nLayers;
   const H = o.nHeads;
   const nodes: CircuitNode[] = [];
@@ -240,7 +241,7 @@ export function syntheticCircuit(o: SyntheticOptions): CircuitFile {
 
 /** Faithfulness curves (one per method) shaped like real ones: rising, saturating near 1. */
 export function syntheticFaithfulness(o: SyntheticOptions, totalEdges: number): FaithfulnessCurve[] {
-  const methods = (o.methods ?? ['activation', 'atp', 'atp*', 'relp']).filter((m) => m !== 'activation');
+  const methods = (o.methods ?? [...NODE_METHODS]).filter((m) => m !== 'activation');
   return methods.map((method, k) => {
     const rate = 60 + 40 * k;
     const sizes = [0, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, totalEdges].filter((s, i, a) => s <= totalEdges && a.indexOf(s) === i);

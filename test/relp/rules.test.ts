@@ -13,7 +13,7 @@ import { HookedTransformer, type MetricFn } from '../../src/hooks/hooked-transfo
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
 import type { BaseConfig } from '../../src/models/config.ts';
 import { mulberry32, randomStateDict } from '../../src/models/state-dict.ts';
-import { isPlainGradient, NO_RULES, resolveRules, RULE_PRESETS, type RuleSet } from '../../src/rules/rules.ts';
+import { isPlainGradient, NO_RULES, parseRulePreset, resolveRules, RULE_PRESETS, type RuleSet, type Rules } from '../../src/rules/rules.ts';
 import { geluExact, geluNew, naiveGpt2, type NaiveActivation, type NaiveHook } from '../helpers/naive-gpt2.ts';
 
 describe('presets', () => {
@@ -28,8 +28,10 @@ describe('presets', () => {
     for (const name of Object.keys(RULE_PRESETS) as Array<keyof typeof RULE_PRESETS>) expect(resolveRules(name)).toEqual(RULE_PRESETS[name]);
     const custom: RuleSet = { ln: true };
     expect(resolveRules(custom)).toBe(custom);
-    expect(() => resolveRules('relp-AH')).toThrow(/unknown rule preset "relp-AH" \(use one of: relp, relp-ah, attnlrp\)/);
-    expect(() => resolveRules('')).toThrow(/unknown rule preset ""/);
+    // Names read from a CLI or a file are strings: a bad one fails with the choices.
+    expect(() => resolveRules('relp-AH' as Rules)).toThrow(/unknown rule preset "relp-AH" \(use one of: relp, relp-ah, attnlrp\)/);
+    expect(() => parseRulePreset('')).toThrow(/unknown rule preset ""/);
+    expect(() => parseRulePreset('toString')).toThrow(/unknown rule preset "toString"/);
   });
 
   it('isPlainGradient is true only for sets that change nothing', () => {

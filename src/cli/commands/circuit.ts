@@ -18,7 +18,6 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from '../shared.ts';
 import { EDGE_METHODS, parseEdgeMethod, type EdgeMethod } from '../../circuits/attribute.ts';
-import type { EdgeGradMethod } from '../../sweeps/plan.ts';
 import { evaluateCircuits, faithfulnessCurve, logSpacedSizes, parseAblation, reach80, type Ablation, type MeasuredCurve } from '../../circuits/faithfulness.ts';
 import { circuitToJson, writeCircuitFiles } from '../../circuits/export.ts';
 import { GPT2_SMALL_IOI_HEADS, gpt2SmallIoiHeads, isGpt2SmallShape, patchingReferenceHeads, type HeadRef } from '../../circuits/reference.ts';
@@ -26,7 +25,7 @@ import { runCircuit, type CircuitRunOptions } from '../../circuits/run-circuit.t
 import { buildPlan, runPlan } from '../../sweeps/sharded-sweep.ts';
 import { modelRef } from '../../sweeps/model-source.ts';
 import { countEdges, pruneDangling } from '../../circuits/prune.ts';
-import { buildGraph, headId, type CircuitGraph, type GqaConvention } from '../../circuits/graph.ts';
+import { graphFromModel, headId, type CircuitGraph, type GqaConvention } from '../../circuits/graph.ts';
 import { checkMibGraph, fromMib, toMib, type MibCircuit } from '../../circuits/mib.ts';
 import { readMibFile, writeMibFile } from '../../contracts/mib.ts';
 import type { HookedTransformer } from '../../hooks/hooked-transformer.ts';
@@ -35,7 +34,8 @@ import type { DatasetSpec } from '../../tasks/dataset.ts';
 import { loadModelWithTokenizer } from '../../hooks/load-model.ts';
 import { toPatchingData } from '../../patching/data.ts';
 import { barProgress, silentProgress } from '../../patching/progress.ts';
-import { resolveRules } from '../../rules/rules.ts';
+import { parseRulePreset, type RulePresetName } from '../../rules/rules.ts';
+import { EDGE_GRAD_METHODS, EDGE_GROUND_TRUTH, type EdgeGradMethod, takesRules, takesSteps } from '../../methods.ts';
 import { groupByLength } from '../../tasks/ioi.ts';
 import { datasetRecord, datasetTask, loadDataset } from '../../tasks/dataset.ts';
 import { makeProvenance, type Provenance } from '../../contracts/provenance.ts';
@@ -104,6 +104,11 @@ function methodList(v: string): EdgeMethod[] {
   }
 }
 
+/** `--rules` as a preset, when one of the methods takes rules (a bad name is an error then); otherwise undefined. */
+function cliRules(opts: CircuitCommandOptions): RulePresetName | undefined {
+  return takesRules(opts.method ?? []) ? parseRulePreset(opts.rules) : undefined;
+}
+
 /** Refuse flag combinations before loading anything. */
 function checkCircuitFlags(opts: CircuitCommandOptions): void {
   if (opts.edges !== undefined && opts.threshold !== undefined) throw new Error('give either --edges or --threshold, not both');
@@ -132,12 +137,12 @@ interface CircuitInputs {
 export async function runCircuitCommand(opts: CircuitCommandOptions): Promise<CircuitSummary> {
   const spec = datasetSpec(opts);
   checkCircuitFlags(opts);
-  if (opts.method?.includes('eap-relp')) resolveRules(opts.rules); // fail early on a bad preset
+  cliRules(opts); // fail early on a bad preset
   const loaded = await loadForCli(opts.model, opts);
   const { model } = loaded;
   const tokenizer = cliTokenizer(loaded.tokenizer, opts);
   try {
-    const graph = buildGraph(model.cfg.nLayers, model.cfg.nHeads, { ...model.topology(), gqa: opts.gqa });
+    const graph = graphFromModel(model, { gqa: opts.gqa });
     // MIB refusals (grouped-query model, a bad file) come before any compute.
     if (opts.mibOut !== undefined) checkMibGraph(graph);
     const mib = opts.fromMib !== undefined ? fromMib(readMibFile(opts.fromMib), graph, model.cfg, opts.fromMib) : undefined;
@@ -189,7 +194,7 @@ async function shardedScores(opts: CircuitCommandOptions, methods: EdgeMethod[],
   }
   if (opts.workers !== undefined && opts.queue !== undefined) throw new Error('give either --workers (local threads) or --queue (relp worker processes), not both');
   const spread = opts.workers !== undefined || opts.queue !== undefined;
-  const edgeGrad = spread ? methods.filter((m): m is EdgeGradMethod => m !== 'exact') : [];
+  const edgeGrad = spread ? methods.filter((m): m is EdgeGradMethod => m !== EDGE_GROUND_TRUTH) : [];
   if (!methods.includes('exact') && edgeGrad.length === 0) return undefined;
   const plan = buildPlan(loaded, modelRef(opts.model), data.pairs, {
     edges: methods.includes('exact'),
@@ -197,7 +202,7 @@ async function shardedScores(opts: CircuitCommandOptions, methods: EdgeMethod[],
     edgeGrad,
     promptsPerShard: opts.shardPrompts,
     igSteps: opts.igSteps,
-    rules: opts.rules,
+    rules: cliRules(opts),
     gqa: opts.gqa,
   });
   const r = await runPlan(plan, loaded, { workers: opts.workers, queue: opts.queue, out: opts.out, progress: opts.progress === false ? silentProgress : barProgress() });
@@ -218,7 +223,7 @@ async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): 
   const run = runCircuit(model, data, {
     precomputed: await shardedScores(opts, methods, inputs),
     methods,
-    rules: opts.rules,
+    rules: cliRules(opts),
     igSteps: opts.igSteps,
     edges: opts.edges,
     threshold: opts.threshold,
@@ -246,8 +251,8 @@ async function findCircuit(opts: CircuitCommandOptions, inputs: CircuitInputs): 
       positions: data.pos,
       ablation: opts.ablation,
       gqa: run.graph.gqa,
-      rules: methods.includes('eap-relp') ? opts.rules : undefined,
-      ig_steps: methods.includes('eap-ig') ? opts.igSteps : undefined,
+      rules: cliRules(opts),
+      ig_steps: takesSteps(methods) ? opts.igSteps : undefined,
       selected_edges: run.selected,
       recovered: run.circuitRecovered,
       baselines: run.scores[methods[0]]!.baselines,
@@ -356,10 +361,10 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress bar on stderr')
     .option('--force', 'start a new run in --out even if it holds results for other prompts or another model', false)
     .option('--json', 'print one JSON object instead of the summary', false)
-    .option('--workers <n>', 'score edges on worker threads, each with its own model (exact: default the number of cores, capped by memory; eap, eap-relp, eap-ig: only when given)', positiveInt)
+    .option('--workers <n>', `score edges on worker threads, each with its own model (${EDGE_GROUND_TRUTH}: default the number of cores, capped by memory; ${EDGE_GRAD_METHODS.join(', ')}: only when given)`, positiveInt)
     .option('--queue <url>', 'score edges on `relp worker` processes: redis://HOST:PORT/NAME')
     .option('--shard-edges <n>', 'exact: edges per shard', positiveInt, 64)
-    .option('--shard-prompts <n>', 'eap, eap-relp, eap-ig with --workers/--queue: prompt pairs per shard', positiveInt, 8)
+    .option('--shard-prompts <n>', `${EDGE_GRAD_METHODS.join(', ')} with --workers/--queue: prompt pairs per shard`, positiveInt, 8)
     .option('--mib-out <file>', "also write the circuit as MIB's circuit-localization JSON (every edge's score and in_graph)")
     .option('--mib-method <m>', 'whose scores --mib-out writes (default: the first --method)', (v: string) => methodList(v)[0])
     .option('--from-mib <file>', "instead of --method: evaluate a MIB circuit file (from any tool) on this model and data; its in_graph edges are the circuit, its scores rank the curve");

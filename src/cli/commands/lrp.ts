@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { heatLine, inputRelevance } from '../../relp/input-relevance.ts';
-import { RULE_PRESETS } from '../../rules/rules.ts';
+import { RULE_PRESETS, type RulePresetName } from '../../rules/rules.ts';
 import { addTokenizerOptions, checkUnknownWords, cliTokenizer, printJson, setup, addExecutionOptions, type ExecutionCliOptions, type TokenizerCliOptions } from '../shared.ts';
 import { useColor } from '../output.ts';
 
@@ -48,7 +48,7 @@ export function register(program: Command): void {
     .addOption(new Option('--rules <preset>', 'LRP rule preset').choices(Object.keys(RULE_PRESETS)).default('relp'));
   addExecutionOptions(addTokenizerOptions(cmd))
     .option('--json', 'print one JSON object', false)
-    .action(async (o: TokenizerCliOptions & ExecutionCliOptions & { model?: string; text: string; target?: string; contrast?: string; rules: string; json: boolean }) => {
+    .action(async (o: TokenizerCliOptions & ExecutionCliOptions & { model?: string; text: string; target?: string; contrast?: string; rules: RulePresetName; json: boolean }) => {
       const loaded = await setup(o.model, o);
       const { model } = loaded;
       const tokenizer = cliTokenizer(loaded.tokenizer, o);
@@ -59,7 +59,7 @@ export function register(program: Command): void {
       const r = inputRelevance(model, ids, { target, contrast, rules: o.rules });
       // Measure every preset on the same input, so the note says what conserves rather than guessing.
       const totals: Record<string, number> = { [o.rules]: r.total };
-      for (const p of Object.keys(RULE_PRESETS)) if (p !== o.rules) totals[p] = inputRelevance(model, ids, { target: r.target, contrast, rules: p }).total;
+      for (const p of Object.keys(RULE_PRESETS) as RulePresetName[]) if (p !== o.rules) totals[p] = inputRelevance(model, ids, { target: r.target, contrast, rules: p }).total;
       const conservation = conservationReport(r.output, totals);
       model.dispose();
       const tokens = tokenizer.toStrTokens(ids);

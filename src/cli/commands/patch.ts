@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
-import { parseMethods, SWEEP_DEFAULTS } from '../../patching/sweep.ts';
+import { parseMethods, SWEEP_DEFAULTS, SWEEP_METHODS } from '../../patching/sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, correlationTitle, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--model <dir>', 'HF-layout model folder (default: the embedded IOI model)');
   addExecutionOptions(addTokenizerOptions(addDatasetOptions(cmd)))
     // Defaults shared with `relp demo` (SWEEP_DEFAULTS), so `relp patch --task ioi` prints the demo's table.
-    .option('--methods <list>', 'comma list of activation, atp, atp*, relp', SWEEP_DEFAULTS.methods.join(','))
+    .option('--methods <list>', `comma list of ${SWEEP_METHODS.join(', ')}`, SWEEP_DEFAULTS.methods.join(','))
     .option('--components <list>', 'comma list: resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, z_pos, q, k, v, pattern; every = all of them; every_block = resid_pre,attn_out,mlp_out', SWEEP_DEFAULTS.components.join(','))
     .addOption(new Option('--rules <preset>', 'LRP rule preset for relp').choices(Object.keys(RULE_PRESETS)).default(SWEEP_DEFAULTS.rules))
     .addOption(new Option('--direction <d>', 'denoising patches clean into corrupt').choices(['denoising', 'noising']).default(SWEEP_DEFAULTS.direction))
