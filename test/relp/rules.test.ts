@@ -13,7 +13,7 @@ import { HookedTransformer, type MetricFn } from '../../src/hooks/hooked-transfo
 import { disposeCache } from '../../src/hooks/activation-cache.ts';
 import type { BaseConfig } from '../../src/models/config.ts';
 import { mulberry32, randomStateDict } from '../../src/models/state-dict.ts';
-import { isPlainGradient, NO_RULES, parseRulePreset, resolveRules, RULE_PRESETS, type RuleSet, type Rules } from '../../src/rules/rules.ts';
+import { isPlainGradient, NO_RULES, parseRulePreset, resolveRules, RULE_PRESETS, rulesName, type RuleSet, type Rules } from '../../src/rules/rules.ts';
 import { geluExact, geluNew, naiveGpt2, type NaiveActivation, type NaiveHook } from '../helpers/naive-gpt2.ts';
 
 describe('presets', () => {
@@ -32,6 +32,13 @@ describe('presets', () => {
     expect(() => resolveRules('relp-AH' as Rules)).toThrow(/unknown rule preset "relp-AH" \(use one of: relp, relp-ah, attnlrp\)/);
     expect(() => parseRulePreset('')).toThrow(/unknown rule preset ""/);
     expect(() => parseRulePreset('toString')).toThrow(/unknown rule preset "toString"/);
+  });
+
+  it('rulesName: a preset by its name, a set equal to a preset by that name, another set as custom', () => {
+    expect(rulesName('attnlrp')).toBe('attnlrp');
+    expect(rulesName({ half: true, identity: true, ln: true })).toBe('relp');
+    expect(rulesName({ ln: true, half: true })).toBe('custom (LN + Half)');
+    expect(rulesName({})).toBe('custom (no rules)');
   });
 
   it('isPlainGradient is true only for sets that change nothing', () => {
