@@ -36,7 +36,7 @@ export type { Progress } from './patching/progress.ts';
 export { COMPONENT_NAMES, EVERY_BLOCK, parseComponents, type ComponentName } from './patching/components.ts';
 export { activationPatch, prepareActivationPatch, disposeActivationSetup, type ActivationPatchOptions, type ActivationSetup, type Direction, type PatchResult } from './patching/activation-patching.ts';
 export { attributionPatch, ATP, ATP_STAR, relpMethod, type AttributionMethod, type AttributionOptions, type AttributionResult } from './patching/attribution-patching.ts';
-export { runSweep, SWEEP_METHODS, SWEEP_DEFAULTS, CUSTOM_DATASET, type SweepOptions, type RunSweepOptions, type SweepResult } from './patching/sweep.ts';
+export { runSweep, SWEEP_METHODS, SWEEP_DEFAULTS, CUSTOM_DATASET, type SweepOptions, type RunSweepOptions, type SweepResult } from './sweeps/run-sweep.ts';
 export {
   correlate,
   correlationTable,

@@ -58,7 +58,7 @@ describe.skipIf(!torchAvailable())('every architecture through the CLI vs the Py
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'relp-arch-'));
     writeFileSync(join(dir, 'data.jsonl'), PAIRS.map((p) =>
-      JSON.stringify({ clean: w(p.clean), corrupt: w(p.corrupt), answer: `w${p.answer}`, wrong: `w${p.wrong}` })).join('\n') + '\n');
+      JSON.stringify({ clean: w(p.clean), corrupt: w(p.corrupt), answer: ` w${p.answer}`, wrong: ` w${p.wrong}` })).join('\n') + '\n');
     for (const t of HF_MODEL_TYPES) {
       const m = join(dir, t);
       writeHFCheckpoint(m, { modelType: t, seed: 31, vocab: VOCAB, maxPositions: 32, nLayers: 2, ...SHAPES[t] });

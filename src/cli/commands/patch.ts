@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
-import { parseMethods, SWEEP_DEFAULTS, SWEEP_METHODS } from '../../patching/sweep.ts';
+import { parseMethods, SWEEP_DEFAULTS, SWEEP_METHODS } from '../../sweeps/run-sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, correlationTitle, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';

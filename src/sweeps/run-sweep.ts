@@ -6,11 +6,11 @@
 import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import type { RunFile } from '../contracts/run.ts';
-import { runShardedSweep, type PlanRunStats, type ShardRunOptions, type ShardSizes, type SweepOptions } from '../sweeps/sharded-sweep.ts';
-import { SWEEP_METHODS, type SweepMethod } from './names.ts';
+import { runShardedSweep, type PlanRunStats, type ShardRunOptions, type ShardSizes, type SweepOptions } from './sharded-sweep.ts';
+import { SWEEP_METHODS, type SweepMethod } from '../patching/names.ts';
 
-export { SWEEP_DEFAULTS, SWEEP_METHODS, type SweepMethod } from './names.ts';
-export { CUSTOM_DATASET, type SweepOptions } from '../sweeps/sharded-sweep.ts';
+export { SWEEP_DEFAULTS, SWEEP_METHODS, type SweepMethod } from '../patching/names.ts';
+export { CUSTOM_DATASET, type SweepOptions } from './sharded-sweep.ts';
 
 /**
  * Options of {@link runSweep}: the sweep's ({@link SweepOptions}: methods, components, rules,

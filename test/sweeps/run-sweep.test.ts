@@ -14,7 +14,7 @@ import { activationPatch } from '../../src/patching/activation-patching.ts';
 import { ATP, attributionPatch, relpMethod } from '../../src/patching/attribution-patching.ts';
 import type { MethodScores } from '../../src/patching/score-grid.ts';
 import { maxDiff } from '../helpers/score-diff.ts';
-import { runSweep } from '../../src/patching/sweep.ts';
+import { runSweep } from '../../src/sweeps/run-sweep.ts';
 import type { RunFile } from '../../src/contracts/run.ts';
 
 /** The run file's grids as score grids (the shape activationPatch returns). */
