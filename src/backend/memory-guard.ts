@@ -108,7 +108,7 @@ export function cachedBlockCount(config: ConfigInput, env: NodeJS.ProcessEnv = p
     if (!(gb >= 0)) throw new Error(`RELP_BLOCK_CACHE_GB must be a number of GB (0 turns the block cache off), got "${v}"`);
     budget = gb * 1e9;
   }
-  return Math.min(cfg.nLayers, Math.floor(budget / (2 * 4 * blockParams(cfg))));
+  return Math.min(cfg.nLayers, Math.floor(budget / (2 * blockWeightBytes(cfg))));
 }
 
 /**

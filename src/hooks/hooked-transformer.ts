@@ -440,10 +440,9 @@ export class HookedTransformer {
     // Each probed hook costs about 5 copies of its activation (probe, cache, gradient, tape), measured
     // in units of one residual stream [b, p, d_model].
     const probeFloats = names.reduce((n, name) => n + hookShape(name, this.cfg, b, p).reduce((x, y) => x * y, 1), 0);
-    guardMemory(this.cfg, { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, streamed: !!this.streamed, splitQkv: !!opts.splitQkvInput }, 'a forward and backward pass');
-    if (this.streamed && !this.oneTape({ batch: b, pos: p, backward: true, lastPositionOnly: opts.lastPositionOnly, splitQkv: !!opts.splitQkvInput, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel) })) {
-      return this.streamedGrads(tokens, metric, names, opts);
-    }
+    const work: WorkloadShape = { batch: b, pos: p, backward: true, cachedResiduals: (5 * probeFloats) / (b * p * this.cfg.dModel), lastPositionOnly: opts.lastPositionOnly, splitQkv: !!opts.splitQkvInput };
+    guardMemory(this.cfg, { ...work, streamed: !!this.streamed }, 'a forward and backward pass');
+    if (this.streamed && !this.oneTape(work)) return this.streamedGrads(tokens, metric, names, opts);
     const cache: ActivationCache = {};
     let logits: tf.Tensor3D | undefined;
     try {

@@ -103,9 +103,9 @@ export class StreamedWeights {
 
   /**
    * Refuse to go on when the wasm heap has grown past the budget. The estimate counts one block,
-   * but XNNPACK keeps a packed copy of every weight a matmul multiplies by, and freed blocks leave
-   * the heap fragmented: on an 8B model it grew block by block to 4.1 GB. Past about 4 GB the heap
-   * corrupts tensors silently, so relp stops here instead.
+   * but freed blocks and the activations allocated between them leave the heap fragmented: on an
+   * 8B model it grew to 3.4 GB in one run (4.1 GB while blocks still had packed copies). Past about
+   * 4 GB the heap corrupts tensors silently, so relp stops here instead.
    */
   private checkHeap(l: number): void {
     const heap = wasmHeapBytes();

@@ -6,8 +6,9 @@
  *
  * The engine's calls stay synchronous: the main thread waits for a block with `Atomics.wait` on a
  * shared flag and takes it with `receiveMessageOnPort`; the block's arrays are transferred, not
- * copied. After block l the next one is guessed from the direction of travel (l + 1 in a forward,
- * l − 1 in a block-wise backward) and requested at once. At most one block waits in memory.
+ * copied. The caller names the block it reads next (the streamed engine knows its direction of
+ * travel and which blocks it keeps), and that one is requested at once. At most one block waits
+ * in memory.
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { BlockSource } from './block-source.ts';
@@ -36,7 +37,6 @@ class PrefetchingSource implements BlockSource {
   private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   /** The block requested and not yet taken. */
   private pending?: number;
-  private last?: number;
 
   constructor(
     private readonly dir: string,
@@ -76,15 +76,13 @@ class PrefetchingSource implements BlockSource {
     }
   }
 
-  readBlock(l: number, hint?: number): StateDict {
-    if (this.pending !== undefined && this.pending !== l) this.take(); // a wrong guess: drop it
+  readBlock(l: number, next?: number): StateDict {
+    if (this.pending !== undefined && this.pending !== l) this.take(); // named as next, then not asked for: drop it
     if (this.pending === undefined) this.request(l);
     const reply = this.take();
     if (reply.error !== undefined) throw new Error(reply.error);
     if (reply.l !== l) throw new Error(`internal: asked for block ${l}, the reading thread sent ${reply.l}`);
-    const next = hint ?? (this.last !== undefined && l < this.last ? l - 1 : l + 1);
-    this.last = l;
-    if (next >= 0 && next < this.config.nLayers) this.request(next);
+    if (next !== undefined && next >= 0 && next < this.config.nLayers) this.request(next);
     return new Map(reply.tensors!.map(([name, shape, data]) => [name, { shape, data }]));
   }
 

@@ -7,7 +7,6 @@ import type { LoadedModel } from '../hooks/load-model.ts';
 import type { PromptPair } from '../tasks/types.ts';
 import type { RunFile } from '../contracts/run.ts';
 import { runShardedSweep, type PlanRunStats, type ShardRunOptions, type ShardSizes, type SweepOptions } from './sharded-sweep.ts';
-import { SWEEP_METHODS, type SweepMethod } from '../patching/names.ts';
 
 export { SWEEP_DEFAULTS, SWEEP_METHODS, type SweepMethod } from '../patching/names.ts';
 export { CUSTOM_DATASET, type SweepOptions } from './sharded-sweep.ts';
@@ -22,14 +21,6 @@ export interface RunSweepOptions extends SweepOptions, ShardSizes, Pick<ShardRun
 /** A sweep's run file (what `out/run.json` holds), plus how its shards ran (how many were resumed). */
 export interface SweepResult extends RunFile {
   stats: PlanRunStats;
-}
-
-/** Parse a comma list of methods. */
-export function parseMethods(s: string): SweepMethod[] {
-  const out = s.split(',').map((x) => x.trim()).filter(Boolean);
-  for (const m of out) if (!(SWEEP_METHODS as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" (use: ${SWEEP_METHODS.join(', ')})`);
-  if (out.length === 0) throw new Error('no methods given');
-  return out as SweepMethod[];
 }
 
 /**

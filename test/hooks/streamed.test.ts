@@ -94,6 +94,17 @@ describe.each([
       }
       expect(tf.memory().numTensors, `after grads ${JSON.stringify(s)}`).toBe(before);
     }
+    // runWithCache without user hooks frees each block's activations as it goes (kept clones only).
+    const cacheNames = ['blocks.0.hook_resid_pre', 'blocks.0.attn.hook_pattern', `blocks.${L - 1}.hook_mlp_out`, 'ln_final.hook_normalized'];
+    const ca = whole.runWithCache(TOKENS, { names: cacheNames });
+    const cb = streamed.runWithCache(TOKENS, { names: cacheNames });
+    expect(relDiff(cb.logits, ca.logits)).toBeLessThan(1e-5);
+    for (const n of cacheNames) expect(relDiff(cb.cache[n], ca.cache[n]), `runWithCache ${n}`).toBeLessThan(1e-5);
+    for (const r of [ca, cb]) {
+      r.logits.dispose();
+      disposeCache(r.cache);
+    }
+    expect(tf.memory().numTensors, 'after runWithCache').toBe(before);
     // Split q/k/v inputs (edge circuits' probes) and a resumed run from a cached residual.
     const split = [`blocks.${L - 1}.attn.hook_q_input`, `blocks.${L - 1}.attn.hook_k_input`, `blocks.${L - 1}.hook_mlp_in`];
     const sa = whole.runWithCacheAndGrads(TOKENS, metric, { names: split, splitQkvInput: true, rules: RULE_PRESETS.relp, lastPositionOnly: true });

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { barProgress } from '../../patching/progress.ts';
-import { parseMethods, SWEEP_DEFAULTS, SWEEP_METHODS } from '../../sweeps/run-sweep.ts';
+import { SWEEP_DEFAULTS, SWEEP_METHODS, type SweepMethod } from '../../sweeps/run-sweep.ts';
 import { runShardedSweep } from '../../sweeps/sharded-sweep.ts';
 import { modelDir, modelRef } from '../../sweeps/model-source.ts';
 import { correlationTable, correlationTitle, correlationWarning, formatCorrelationTable } from '../../patching/correlation.ts';
@@ -12,6 +12,14 @@ import type { Direction } from '../../patching/activation-patching.ts';
 import { parseComponents } from '../../patching/components.ts';
 import { addDatasetOptions, addTokenizerOptions, checkUnknownPairs, cliTokenizer, datasetSpec, positiveInt, printJson, setup, addExecutionOptions, reportStreaming, type ExecutionCliOptions, type DatasetCliOptions, type TokenizerCliOptions } from '../shared.ts';
 import { num } from '../output.ts';
+
+/** `--methods`: a comma list of sweep methods (comma strings are parsed in the CLI only). */
+function parseMethods(s: string): SweepMethod[] {
+  const out = s.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const m of out) if (!(SWEEP_METHODS as readonly string[]).includes(m)) throw new Error(`unknown method "${m}" (use: ${SWEEP_METHODS.join(', ')})`);
+  if (out.length === 0) throw new Error('no methods given');
+  return out as SweepMethod[];
+}
 
 export function register(program: Command): void {
   const cmd = program
